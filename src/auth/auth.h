@@ -1,0 +1,102 @@
+/*
+ * auth.h - accounts, aliases, password schemes and login lockout.
+ *
+ * Accounts and aliases are read from docker-mailserver's files as they are:
+ *   postfix-accounts.cf  user@domain|{SCHEME}hash   (one per line, # comments)
+ *   postfix-virtual.cf   alias@domain target[,target...]  ("@domain" catch-all)
+ * Addresses are compared lower-case.  A running server sees edits without a
+ * restart: accounts_refresh() re-reads a file whose identity (inode, size,
+ * mtime) changed, at most once per second.
+ */
+#ifndef MAILFORT_AUTH_H
+#define MAILFORT_AUTH_H
+
+#include <sys/socket.h>
+#include <time.h>
+
+#include "core/config.h"
+
+#define AUTH_ADDR_MAX 320	/* longest address we accept (64 + 1 + 255) */
+#define AUTH_ALIAS_DEPTH 8	/* alias expansion depth limit */
+#define AUTH_TARGETS_MAX 1000	/* targets one address may expand to */
+
+struct accounts;
+
+/*
+ * Loads both files (either may be NULL or "": then empty).  A file that
+ * cannot be read or has bad lines is logged (file:line) and the good lines
+ * are kept; never fails.
+ */
+struct accounts *accounts_open(const char *users_file,
+    const char *aliases_file);
+void accounts_free(struct accounts **acc);
+/* Cheap when nothing changed (stat, at most once per second). */
+void accounts_refresh(struct accounts *acc);
+/* Number of accounts loaded (for logs and tests). */
+size_t accounts_count(const struct accounts *acc);
+
+/* True when addr (any case) is a real account. */
+bool accounts_user_exists(struct accounts *acc, const char *addr);
+
+/*
+ * Resolves a recipient to its final addresses: strips "+tag" after delim
+ * (0: no sub-addressing) when the full address is not itself an account or
+ * alias; real accounts win over aliases of the same name? No: an explicit
+ * alias entry for the exact address is expanded (it may list the account
+ * itself); a real account always wins over a catch-all "@domain".  Aliases
+ * expand recursively up to AUTH_ALIAS_DEPTH; targets may be remote
+ * addresses.  Duplicates are removed.
+ * Returns the number of targets (0: unknown recipient), *targets_r is a
+ * NULL-terminated xmalloc'd array of xmalloc'd lower-case strings that the
+ * caller frees with accounts_targets_free().
+ */
+size_t accounts_resolve(struct accounts *acc, const char *addr, char delim,
+    char ***targets_r);
+void accounts_targets_free(char ***targets);
+
+/* Copy of the stored "{SCHEME}hash" of user (xmalloc'd) or NULL. */
+char *accounts_get_hash(struct accounts *acc, const char *user);
+
+/*
+ * May the authenticated user put addr in MAIL FROM / From:?  Yes for its
+ * own address (and its +tag forms) and for any alias (not catch-all) whose
+ * expansion includes user.
+ */
+bool accounts_may_send_as(struct accounts *acc, const char *user,
+    const char *addr);
+
+/*
+ * Verifies password against a stored "{SCHEME}hash": SHA512-CRYPT,
+ * SHA256-CRYPT, BLF-CRYPT, ARGON2I, ARGON2ID (also a bare "$6$..." etc. by
+ * its prefix).  Thread-safe, slow by design: call it from the thread pool.
+ * Compares in constant time; unknown schemes never verify.
+ */
+bool auth_password_verify(const char *stored, const char *password);
+/* A new "{ARGON2ID}$argon2id$..." hash (xmalloc'd), or NULL on failure. */
+char *auth_password_hash(const char *password);
+
+/*
+ * Lockout: failed logins counted per client address in a table shared by
+ * all processes (MAP_SHARED, created by the master before forking).
+ * After `failures` failures within `seconds`, the address is locked out
+ * for `seconds`.  Fixed size; the oldest entry is recycled when full.
+ */
+struct lockout;
+struct lockout *lockout_create(unsigned failures, unsigned seconds);
+void lockout_destroy(struct lockout **lo);
+/* Changes limits in place (config reload). */
+void lockout_configure(struct lockout *lo, unsigned failures,
+    unsigned seconds);
+bool lockout_is_locked(struct lockout *lo, const struct sockaddr *sa,
+    time_t now);
+/* Counts one failure; returns the failures counted so far. */
+unsigned lockout_fail(struct lockout *lo, const struct sockaddr *sa,
+    time_t now);
+void lockout_success(struct lockout *lo, const struct sockaddr *sa);
+
+/* `mailfort user add|del|passwd|list` and `mailfort alias add|del|list`;
+ * argv[0] is "user"/"alias".  Return the process exit status. */
+int auth_cli_user(const struct config *cfg, int argc, char **argv);
+int auth_cli_alias(const struct config *cfg, int argc, char **argv);
+
+#endif
