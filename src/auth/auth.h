@@ -39,12 +39,15 @@ size_t accounts_count(const struct accounts *acc);
 bool accounts_user_exists(struct accounts *acc, const char *addr);
 
 /*
- * Resolves a recipient to its final addresses: strips "+tag" after delim
- * (0: no sub-addressing) when the full address is not itself an account or
- * alias; real accounts win over aliases of the same name? No: an explicit
- * alias entry for the exact address is expanded (it may list the account
- * itself); a real account always wins over a catch-all "@domain".  Aliases
- * expand recursively up to AUTH_ALIAS_DEPTH; targets may be remote
+ * Resolves a recipient to its final addresses, in this order:
+ *   1. an explicit alias entry for addr expands (it may list the account
+ *      itself, as Postfix virtual aliases do);
+ *   2. a real account is itself;
+ *   3. with sub-addressing (delim != 0), "user+tag@d" is retried as
+ *      "user@d" through steps 1-2;
+ *   4. only then the catch-all "@d" alias expands: a real account always
+ *      wins over a catch-all.
+ * Aliases expand recursively up to AUTH_ALIAS_DEPTH; targets may be remote
  * addresses.  Duplicates are removed.
  * Returns the number of targets (0: unknown recipient), *targets_r is a
  * NULL-terminated xmalloc'd array of xmalloc'd lower-case strings that the
