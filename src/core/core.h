@@ -107,6 +107,14 @@ void cidr_list_free(struct cidr_list *list);
 /* sa is a struct sockaddr (v4, v6 or v4-mapped v6). */
 bool cidr_list_match(const struct cidr_list *list, const void *sa);
 
+/* ---- base64 (RFC 4648 §4), for SASL ---- */
+/* Decodes in (len bytes, no whitespace, '=' padding required) into out,
+ * which must hold len / 4 * 3 + 1 bytes; NUL-terminates.  Returns the
+ * decoded length or -1 on bad input. */
+ssize_t base64_decode(const char *in, size_t len, unsigned char *out) MF_WUR;
+/* Encodes into out (4 * ((len + 2) / 3) + 1 bytes); returns its length. */
+size_t base64_encode(const void *in, size_t len, char *out);
+
 /* ---- time ---- */
 /* Monotonic milliseconds. */
 uint64_t time_mono_ms(void);

@@ -13,23 +13,62 @@
 
 struct store;
 
+/* Longest account we accept (RFC 5321 §4.5.3.1.1-2: 64 + "@" + 255). */
+#define STORE_LOCAL_MAX 64
+#define STORE_DOMAIN_MAX 255
+#define STORE_ACCOUNT_MAX (STORE_LOCAL_MAX + 1 + STORE_DOMAIN_MAX)
+/* Longest delivery id ("<queue id>/<recipient>"). */
+#define STORE_DELIVERY_ID_MAX 512
+
+/* System flags as stored in messages.flags (RFC 9051 §2.3.2). */
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+};
+
+/* What SELECT and STATUS report about one mailbox. */
+struct store_mailbox_status {
+	uint32_t uidvalidity;
+	uint64_t uidnext;	/* 2^32 once the UID space is used up */
+	uint64_t highestmodseq;
+	uint64_t messages;
+};
+
+/*
+ * True when account is safe to use as a directory pair: lower-case ASCII
+ * "local@domain", local part without '/', '\\', controls or a leading
+ * '.', domain of LDH labels, both within the limits above.  A hostile
+ * address can therefore never name a path outside data_dir.
+ */
+bool store_account_valid(const char *account);
+
 /*
  * Opens the store of account (lower-case "user@domain"), creating the
  * directories, the database and the default mailboxes (INBOX, Drafts,
  * Sent, Trash, Junk, Archive with SPECIAL-USE, subscribed) on first use.
- * Returns 0 or -1 with *error_r (static text).
+ * Returns 0 or -1 with *error_r (static text, or a per-thread buffer
+ * valid until the next store_open() in this thread).
+ * A store is used by one thread at a time; several processes may open the
+ * same account at once (SQLite WAL, busy timeout).
  */
 int store_open(const char *data_dir, const char *account,
     struct store **store_r, const char **error_r) MF_WUR;
+/* Closes and frees *store, sets it to NULL; NULL is ignored. */
 void store_close(struct store **store);
 
 /*
  * Delivers a spooled message file into mailbox (normally "INBOX"): hard-
  * links spool_path into the store (copies if the link fails across file
  * systems), fsyncs, then records it in one transaction with the next UID.
+ * spool_path stays in place: the queue removes it once every recipient
+ * has the message.
  * Idempotent on delivery_id ("<queue id>/<recipient>"): delivering the same
- * id twice stores it once.  Returns 1 delivered, 0 already there, -1 error
- * with *error_r.
+ * id twice stores it once, also when retried after a crash at any point.
+ * Returns 1 delivered, 0 already there, -1 error with *error_r (valid
+ * until the next call on store).
  */
 int store_deliver(struct store *store, const char *spool_path,
     const char *delivery_id, const char *mailbox, const char **error_r)
@@ -38,5 +77,19 @@ int store_deliver(struct store *store, const char *spool_path,
 /* Number of messages in mailbox (tests, CLI).  -1 on error. */
 int store_count(struct store *store, const char *mailbox, uint64_t *count_r)
     MF_WUR;
+
+/*
+ * Fills *status_r for mailbox ("INBOX" in any case).  Returns 1, 0 when
+ * there is no such mailbox, -1 on error.
+ */
+int store_mailbox_status(struct store *store, const char *mailbox,
+    struct store_mailbox_status *status_r) MF_WUR;
+
+/*
+ * Account totals for quotas (RFC 9208 STORAGE in bytes, MESSAGE), kept in
+ * the store as messages come and go.  -1 on error.
+ */
+int store_usage(struct store *store, uint64_t *bytes_r,
+    uint64_t *messages_r) MF_WUR;
 
 #endif

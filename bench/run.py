@@ -1,0 +1,1308 @@
+#!/usr/bin/python3
+"""Inbound SMTP benchmark: Mailfort side by side with Debian's Postfix.
+
+Measures messages/s and per-transaction latency (MAIL .. the 250 after the
+end of DATA) for 4 KB messages at 1, 10 and 50 concurrent sessions, in two
+modes:
+
+  smtp          plaintext on the inbound (port-25 role) listener, recipient a
+                local mailbox, no AUTH
+  submissions   implicit TLS (port-465 role) + AUTH PLAIN, then the same
+                transactions
+
+Each session is one connection that sends messages back to back (MAIL, RCPT,
+DATA repeated, no RSET) for --warmup + --seconds; only transactions that end
+inside the measurement window count.  The load generator is the same code for
+both servers: several processes (--per-proc sessions each, one thread per
+session, blocking sockets).
+
+Both servers run privately under --workdir (default /tmp/mf-bench) on high
+loopback ports; Postfix gets its own config_directory and queue_directory and
+a private auth-only Dovecot for SASL.  After each cell the harness waits for
+local delivery to catch up and compares delivered files with the 250s.
+
+Stdlib only; run as root (Postfix needs it).  See bench/README.md.
+"""
+
+import argparse
+import base64
+import datetime
+import grp
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import pwd
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+HOST = "127.0.0.1"
+DOMAIN = "example.test"
+USER = "bench@" + DOMAIN
+PASSWORD = "bench-password-1"
+REMOTE_SENDER = "sender@client.test"
+
+PORTS = {
+    "mailfort": {"smtp": 52525, "submissions": 54465},
+    "postfix": {"smtp": 42525, "submissions": 44465},
+}
+
+# --------------------------------------------------------------------------
+# Load generator (runs in worker processes; identical for both servers)
+# --------------------------------------------------------------------------
+
+
+class SmtpError(Exception):
+    pass
+
+
+class Client:
+    """Minimal blocking SMTP client with its own reply parser."""
+
+    def __init__(self, host, port, tls_ctx, timeout):
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls_ctx is not None:
+            try:
+                sock = tls_ctx.wrap_socket(sock)
+            except Exception:
+                sock.close()
+                raise
+        self.sock = sock
+        self.buf = bytearray()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        """Returns (code, text) of one complete (possibly multiline) reply."""
+        lines = []
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i < 0:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise SmtpError("connection closed by server")
+                self.buf += chunk
+                continue
+            line = bytes(self.buf[:i])
+            del self.buf[: i + 2]
+            lines.append(line)
+            if len(line) < 4 or line[3:4] != b"-":
+                try:
+                    code = int(line[:3])
+                except ValueError:
+                    raise SmtpError("bad reply line %r" % line[:80])
+                return code, b"\n".join(lines)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class MessageFactory:
+    def __init__(self, size, sender, rcpt, tag):
+        self.head_fmt = (
+            "From: <%s>\r\n"
+            "To: <%s>\r\n"
+            "Subject: mailfort bench %%010d\r\n"
+            "Date: %s\r\n"
+            "Message-ID: <%s.%%010d@client.test>\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n"
+            "\r\n"
+        ) % (sender, rcpt,
+             time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
+             tag)
+        head_len = len(self.head_fmt % (0, 0))
+        remaining = size - head_len
+        line = ("The quick brown fox jumps over the lazy dog; "
+                "0123456789 abcdefghijklmnopqrstuv\r\n")
+        body = []
+        while remaining > len(line):
+            body.append(line)
+            remaining -= len(line)
+        if remaining >= 2:
+            body.append("x" * (remaining - 2) + "\r\n")
+        self.body = "".join(body).encode() + b".\r\n"
+        self.size = size
+
+    def message(self, n):
+        return (self.head_fmt % (n, n)).encode() + self.body
+
+
+def session_run(spec, sid, go_evt, start_val, out, lock, ready_cb):
+    """One SMTP session: connect, (AUTH), wait for go, loop transactions."""
+    res = {"lat": [], "ok_win": 0, "ok_total": 0, "errors": 0,
+           "error_samples": [], "pipelining": None, "connect_failed": 0,
+           "reconnects": 0}
+
+    def err(msg):
+        res["errors"] += 1
+        if len(res["error_samples"]) < 5:
+            res["error_samples"].append("s%d: %s" % (sid, msg))
+
+    tls_ctx = None
+    if spec["tls"]:
+        tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls_ctx.check_hostname = False
+        tls_ctx.verify_mode = ssl.CERT_NONE
+
+    def open_session():
+        c = Client(spec["host"], spec["port"], tls_ctx, spec["timeout"])
+        try:
+            code, text = c.reply()
+            if code != 220:
+                raise SmtpError("banner: %d %s" % (code, text[:80]))
+            c.send(b"EHLO loadgen.client.test\r\n")
+            code, text = c.reply()
+            if code != 250:
+                raise SmtpError("EHLO: %d %s" % (code, text[:80]))
+            caps = text.upper()
+            if spec["auth"]:
+                tok = base64.b64encode(
+                    b"\0" + spec["user"].encode() + b"\0" +
+                    spec["password"].encode())
+                c.send(b"AUTH PLAIN " + tok + b"\r\n")
+                code, text = c.reply()
+                if code != 235:
+                    raise SmtpError("AUTH: %d %s" % (code, text[:80]))
+            return c, (spec["pipelining"] and b"PIPELINING" in caps)
+        except Exception:
+            c.close()
+            raise
+
+    conn = None
+    try:
+        conn, pipe = open_session()
+        res["pipelining"] = pipe
+    except Exception as e:
+        err("connect: %s" % e)
+        res["connect_failed"] = 1
+    ready_cb()
+    go_evt.wait()
+    t_start = start_val.value
+    w_begin = t_start + spec["warmup"]
+    w_end = w_begin + spec["seconds"]
+    if conn is None:
+        with lock:
+            out.append(res)
+        return
+
+    fac = MessageFactory(spec["size"], spec["sender"], spec["rcpt"],
+                         "%d.%d.%d" % (os.getpid(), sid, int(time.time())))
+    mail = ("MAIL FROM:<%s>\r\n" % spec["sender"]).encode()
+    rcpt = ("RCPT TO:<%s>\r\n" % spec["rcpt"]).encode()
+    data = b"DATA\r\n"
+    envelope = mail + rcpt + data
+    pc = time.perf_counter
+    n = 0
+    lat = res["lat"]
+    while True:
+        now = pc()
+        if now < t_start:
+            time.sleep(t_start - now)
+            continue
+        if now >= w_end:
+            break
+        n += 1
+        msg = fac.message(n)
+        try:
+            t0 = pc()
+            if pipe:
+                conn.send(envelope)
+                c1 = conn.reply()
+                c2 = conn.reply()
+                c3 = conn.reply()
+            else:
+                conn.send(mail)
+                c1 = conn.reply()
+                c2 = c3 = (0, b"")
+                if c1[0] == 250:
+                    conn.send(rcpt)
+                    c2 = conn.reply()
+                    if c2[0] == 250:
+                        conn.send(data)
+                        c3 = conn.reply()
+            if c3[0] == 354:
+                conn.send(msg)
+                c4 = conn.reply()
+            else:
+                c4 = (0, b"")
+            t1 = pc()
+            if c1[0] == 250 and c2[0] == 250 and c3[0] == 354 and \
+                    c4[0] == 250:
+                res["ok_total"] += 1
+                if w_begin <= t1 <= w_end:
+                    res["ok_win"] += 1
+                    lat.append(t1 - t0)
+            else:
+                bad = [c for c in (c1, c2, c3, c4) if c[0] not in
+                       (0, 250, 354)]
+                err("transaction: %s" % "; ".join(
+                    "%d %s" % (c[0], c[1][:60].decode("latin-1"))
+                    for c in bad[:2]))
+                if c4[0] == 250:
+                    # the server accepted the message despite an odd reply
+                    res["ok_total"] += 1
+                if bad and bad[0][0] == 421:
+                    raise SmtpError("421")
+                conn.send(b"RSET\r\n")
+                conn.reply()
+                time.sleep(0.01)
+        except Exception as e:
+            err("io: %s" % e)
+            conn.close()
+            conn = None
+            # reconnect (not timed) and go on
+            while conn is None and pc() < w_end:
+                try:
+                    conn, pipe = open_session()
+                    res["reconnects"] += 1
+                except Exception as e2:
+                    err("reconnect: %s" % e2)
+                    time.sleep(0.2)
+            if conn is None:
+                break
+    if conn is not None:
+        try:
+            conn.send(b"QUIT\r\n")
+            conn.reply()
+        except Exception:
+            pass
+        conn.close()
+    with lock:
+        out.append(res)
+
+
+def worker_main(spec, sids, ready_q, go_evt, start_val, result_q):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = []
+    lock = threading.Lock()
+    remaining = [len(sids)]
+
+    def ready_cb():
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                ready_q.put(os.getpid())
+
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    threads = [threading.Thread(target=session_run, daemon=True,
+                                args=(spec, sid, go_evt, start_val, out,
+                                      lock, ready_cb)) for sid in sids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    agg = {"lat": [], "ok_win": 0, "ok_total": 0, "errors": 0,
+           "error_samples": [], "pipelining": [], "connect_failed": 0,
+           "reconnects": 0,
+           "cpu": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)}
+    for r in out:
+        agg["lat"].extend(r["lat"])
+        for k in ("ok_win", "ok_total", "errors", "connect_failed",
+                  "reconnects"):
+            agg[k] += r[k]
+        agg["error_samples"].extend(r["error_samples"])
+        agg["pipelining"].append(r["pipelining"])
+    result_q.put(agg)
+
+
+def cpu_times():
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    vals = [int(x) for x in parts]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return sum(vals), idle
+
+
+def percentile(sorted_vals, q):
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1,
+                   int(math.ceil(q * len(sorted_vals))) - 1))
+    return sorted_vals[k]
+
+
+def run_cell(spec, sessions, per_proc):
+    """Runs one (server, mode, sessions) cell; returns a metrics dict."""
+    ctx = mp.get_context("fork")
+    ready_q = ctx.Queue()
+    result_q = ctx.Queue()
+    go_evt = ctx.Event()
+    start_val = ctx.Value("d", 0.0)
+    nproc = max(1, int(math.ceil(sessions / float(per_proc))))
+    groups = [list(range(i, sessions, nproc)) for i in range(nproc)]
+    procs = []
+    for g in groups:
+        p = ctx.Process(target=worker_main,
+                        args=(spec, g, ready_q, go_evt, start_val, result_q))
+        p.daemon = True
+        p.start()
+        procs.append(p)
+    results = []
+    try:
+        deadline = time.monotonic() + 60
+        got = 0
+        while got < nproc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("sessions did not get ready in 60 s")
+            try:
+                ready_q.get(timeout=min(left, 1.0))
+                got += 1
+            except Exception:
+                if not any(p.is_alive() for p in procs):
+                    raise RuntimeError("load generator processes died")
+        t_start = time.perf_counter() + 0.05
+        start_val.value = t_start
+        go_evt.set()
+        # system CPU usage over the measurement window
+        w_begin = t_start + spec["warmup"]
+        w_end = w_begin + spec["seconds"]
+        time.sleep(max(0.0, w_begin - time.perf_counter()))
+        c0 = cpu_times()
+        time.sleep(max(0.0, w_end - time.perf_counter()))
+        c1 = cpu_times()
+        deadline = time.monotonic() + spec["timeout"] + 30
+        while len(results) < nproc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("load generator did not finish")
+            try:
+                results.append(result_q.get(timeout=min(left, 1.0)))
+            except Exception:
+                if not any(p.is_alive() for p in procs) and \
+                        result_q.empty():
+                    break
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=2)
+    lat = []
+    m = {"sessions": sessions, "procs": nproc, "ok_win": 0, "ok_total": 0,
+         "errors": 0, "error_samples": [], "connect_failed": 0,
+         "reconnects": 0, "client_cpu_s": 0.0, "pipelining": []}
+    for r in results:
+        lat.extend(r["lat"])
+        for k in ("ok_win", "ok_total", "errors", "connect_failed",
+                  "reconnects"):
+            m[k] += r[k]
+        m["client_cpu_s"] += r["cpu"]
+        m["error_samples"].extend(r["error_samples"])
+        m["pipelining"].extend(r["pipelining"])
+    if len(results) < nproc:
+        m["errors"] += 1
+        m["error_samples"].append("%d of %d generator processes returned "
+                                  "no result" % (nproc - len(results), nproc))
+    lat.sort()
+    m["error_samples"] = m["error_samples"][:10]
+    pl = [x for x in m["pipelining"] if x is not None]
+    m["pipelining"] = (all(pl) if pl else None)
+    m["msgs_per_s"] = m["ok_win"] / spec["seconds"]
+    m["p50_ms"] = None if not lat else percentile(lat, 0.50) * 1000
+    m["p90_ms"] = None if not lat else percentile(lat, 0.90) * 1000
+    m["p99_ms"] = None if not lat else percentile(lat, 0.99) * 1000
+    m["max_ms"] = None if not lat else lat[-1] * 1000
+    m["mean_ms"] = None if not lat else sum(lat) / len(lat) * 1000
+    tot, idle = c1[0] - c0[0], c1[1] - c0[1]
+    m["system_cpu_busy_pct"] = (100.0 * (tot - idle) / tot) if tot else None
+    return m
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def log(msg):
+    sys.stderr.write("[bench] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def tail(path, n=15):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 8192))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        return "\n".join("    " + l for l in lines[-n:])
+    except OSError as e:
+        return "    (%s)" % e
+
+
+def port_free(port):
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_banner(port, tls, timeout, alive=None):
+    """Waits until HOST:port answers with a 220 banner (through TLS if
+    asked).  Returns None or the last error text."""
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    ctx = None
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            return "server process exited"
+        try:
+            c = Client(HOST, port, ctx, 5)
+            try:
+                code, text = c.reply()
+                c.send(b"QUIT\r\n")
+                try:
+                    c.reply()
+                except Exception:
+                    pass
+            finally:
+                c.close()
+            if code == 220:
+                return None
+            last = "banner %d %s" % (code, text[:80])
+        except Exception as e:
+            last = str(e) or e.__class__.__name__
+        time.sleep(0.2)
+    return last
+
+
+def count_files(top):
+    n = 0
+    try:
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            with os.scandir(d) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        n += 1
+    except FileNotFoundError:
+        pass
+    return n
+
+
+def sha512_crypt(pw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    return crypt.crypt(pw, crypt.mksalt(crypt.METHOD_SHA512))
+
+
+def run(cmd, check=True, **kw):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (
+            " ".join(cmd), r.returncode, r.stdout.strip()[-2000:]))
+    return r
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def make_cert(work):
+    cert = os.path.join(work, "cert.pem")
+    key = os.path.join(work, "key.pem")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "30",
+         "-subj", "/CN=mail.example.test",
+         "-addext", "subjectAltName=DNS:mail.example.test"])
+    os.chmod(key, 0o644)  # private throwaway key; readable by dropped users
+    os.chmod(cert, 0o644)
+    return cert, key
+
+
+# --------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------
+
+
+class Mailfort:
+    name = "mailfort"
+
+    def __init__(self, binary, work, cert, key, user):
+        self.binary = binary
+        self.dir = os.path.join(work, "mailfort")
+        self.var = os.path.join(self.dir, "var")
+        self.conf = os.path.join(self.dir, "mailfort.ini")
+        self.accounts = os.path.join(self.dir, "postfix-accounts.cf")
+        self.logfile = os.path.join(self.dir, "mailfort.log")
+        self.cert, self.key, self.user = cert, key, user
+        self.proc = None
+        self.ports = PORTS["mailfort"]
+        self.notes = []
+        self.auth = True
+
+    def mailbox_dir(self):
+        return os.path.join(self.var, "mail", DOMAIN, "bench", "msg")
+
+    def setup(self):
+        os.makedirs(self.var, exist_ok=True)
+        with open(self.accounts, "w") as f:
+            f.write("%s|{SHA512-CRYPT}%s\n" % (USER, sha512_crypt(PASSWORD)))
+        os.chmod(self.accounts, 0o644)
+        with open(self.conf, "w") as f:
+            f.write(
+                "[server]\n"
+                "hostname = mail.example.test\n"
+                "domains = %s\n"
+                "data_dir = %s\n"
+                "user = %s\n"
+                "[listen]\n"
+                "smtp = %s:%d\n"
+                "submissions = %s:%d\n"
+                "submission = off\n"
+                "imap = off\n"
+                "imaps = off\n"
+                "[tls]\n"
+                "cert = %s\n"
+                "key = %s\n"
+                "[accounts]\n"
+                "users = %s\n" % (
+                    DOMAIN, self.var, self.user,
+                    HOST, self.ports["smtp"], HOST,
+                    self.ports["submissions"],
+                    self.cert, self.key, self.accounts))
+        if os.geteuid() == 0 and self.user != "root":
+            pw = pwd.getpwnam(self.user)
+            for root, dirs, files in os.walk(self.var):
+                os.chown(root, pw.pw_uid, pw.pw_gid)
+
+    def start(self):
+        if not (os.path.isfile(self.binary) and
+                os.access(self.binary, os.X_OK)):
+            raise RuntimeError("no executable at %s (build it: ninja -C "
+                               "build)" % self.binary)
+        for p in self.ports.values():
+            if not port_free(p):
+                raise RuntimeError("port %d is already in use" % p)
+        lf = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "-c", self.conf], stdin=subprocess.DEVNULL,
+            stdout=lf, stderr=lf, start_new_session=True, cwd=self.dir)
+        lf.close()
+        alive = lambda: self.proc.poll() is None
+        for mode, port in sorted(self.ports.items()):
+            e = wait_banner(port, mode == "submissions", 20, alive)
+            if e:
+                raise RuntimeError("%s listener 127.0.0.1:%d: %s\n"
+                                   "  server log %s:\n%s" % (
+                                       mode, port, e, self.logfile,
+                                       tail(self.logfile)))
+
+    def delivered(self):
+        return count_files(self.mailbox_dir())
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            log("mailfort did not stop in 15 s; SIGKILL")
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=5)
+        # children left in the group (should be none)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def cleanup_data(self):
+        shutil.rmtree(self.var, ignore_errors=True)
+
+
+class Dovecot:
+    """Private auth-only Dovecot serving a passwd-file to Postfix."""
+
+    def __init__(self, work, socket_path):
+        self.dir = os.path.join(work, "dovecot")
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        self.users = os.path.join(self.dir, "users")
+        self.run_dir = os.path.join(self.dir, "run")
+        self.logfile = os.path.join(self.dir, "dovecot.log")
+        self.socket_path = socket_path
+        self.started = False
+
+    @staticmethod
+    def available():
+        return shutil.which("dovecot") is not None
+
+    @staticmethod
+    def install():
+        log("installing dovecot-core from Debian (for Postfix SASL)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        r = run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                 "dovecot-core"], check=False, env=env)
+        if r.returncode != 0:
+            r = run(["apt-get", "update", "-q"], check=False, env=env)
+            r = run(["apt-get", "install", "-y", "-q",
+                     "--no-install-recommends", "dovecot-core"],
+                    check=False, env=env)
+        return r.returncode == 0 and Dovecot.available()
+
+    def setup(self):
+        os.makedirs(self.run_dir, exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        with open(self.users, "w") as f:
+            f.write("%s:{SHA512-CRYPT}%s::::::\n" % (
+                USER, sha512_crypt(PASSWORD)))
+        os.chmod(self.users, 0o640)
+        os.chown(self.users, 0, grp.getgrnam("dovecot").gr_gid)
+        with open(self.conf, "w") as f:
+            f.write(
+                "# private auth-only instance for the Mailfort benchmark\n"
+                "instance_name = mf-bench\n"
+                "base_dir = %(run)s\n"
+                "state_dir = %(dir)s/state\n"
+                "log_path = %(log)s\n"
+                "info_log_path = %(log)s\n"
+                "protocols = none\n"
+                "ssl = no\n"
+                "disable_plaintext_auth = no\n"
+                "auth_mechanisms = plain login\n"
+                "passdb {\n"
+                "  driver = passwd-file\n"
+                "  args = scheme=SHA512-CRYPT %(users)s\n"
+                "}\n"
+                "userdb {\n"
+                "  driver = static\n"
+                "  args = uid=65534 gid=65534 home=%(dir)s/home\n"
+                "}\n"
+                "service auth {\n"
+                "  unix_listener %(sock)s {\n"
+                "    mode = 0660\n"
+                "    user = postfix\n"
+                "    group = postfix\n"
+                "  }\n"
+                "}\n"
+                "service anvil {\n"
+                "  unix_listener anvil-auth-penalty {\n"
+                "    mode = 0\n"
+                "  }\n"
+                "}\n" % {"run": self.run_dir, "dir": self.dir,
+                         "log": self.logfile, "users": self.users,
+                         "sock": self.socket_path})
+
+    def start(self):
+        run(["dovecot", "-c", self.conf])
+        self.started = True
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if os.path.exists(self.socket_path):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("dovecot auth socket %s did not appear:\n%s" % (
+            self.socket_path, tail(self.logfile)))
+
+    def stop(self):
+        pid = read_pid(os.path.join(self.run_dir, "master.pid"))
+        if pid is None or not pid_alive(pid):
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.1)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+POSTFIX_MASTER_CF = """\
+# private master.cf for the Mailfort benchmark (no chroot, loopback only)
+%(host)s:%(smtp)d inet n - n - - smtpd
+%(host)s:%(subs)d inet n - n - - smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=%(sasl)s
+  -o smtpd_client_restrictions=%(subs_client)s
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class Postfix:
+    name = "postfix"
+
+    def __init__(self, work, cert, key, sasl):
+        self.dir = os.path.join(work, "postfix")
+        self.etc = os.path.join(self.dir, "etc")
+        self.spool = os.path.join(self.dir, "spool")
+        self.data = os.path.join(self.dir, "data")
+        self.mail = os.path.join(self.dir, "mail")
+        self.logfile = os.path.join(self.dir, "maillog")
+        self.cert, self.key = cert, key
+        self.sasl = sasl
+        self.auth = sasl
+        self.ports = PORTS["postfix"]
+        self.started = False
+        self.notes = []
+        self.uid = pwd.getpwnam("nobody").pw_uid
+        self.gid = grp.getgrnam("nogroup").gr_gid
+
+    def maildir(self):
+        return os.path.join(self.mail, DOMAIN, "bench")
+
+    def setup(self):
+        for d in (self.etc, self.spool, self.data, self.mail):
+            os.makedirs(d, exist_ok=True)
+        pfuid = pwd.getpwnam("postfix").pw_uid
+        pfgid = grp.getgrnam("postfix").gr_gid
+        os.chown(self.data, pfuid, pfgid)
+        os.chmod(self.data, 0o700)
+        # Maildir of the one virtual mailbox, owned by the virtual uid
+        md = self.maildir()
+        for sub in ("new", "cur", "tmp"):
+            os.makedirs(os.path.join(md, sub), exist_ok=True)
+        for root, dirs, files in os.walk(os.path.join(self.mail, DOMAIN)):
+            os.chown(root, self.uid, self.gid)
+        # the private/ dir for the dovecot socket is created by postfix
+        # (create-missing); make it now so dovecot can bind in it
+        priv = os.path.join(self.spool, "private")
+        os.makedirs(priv, exist_ok=True)
+        os.chown(priv, pfuid, 0)
+        os.chmod(priv, 0o700)
+        sasl = self.sasl
+        main = {
+            "compatibility_level": "3.6",
+            "queue_directory": self.spool,
+            "data_directory": self.data,
+            "command_directory": "/usr/sbin",
+            "daemon_directory": "/usr/lib/postfix/sbin",
+            "shlib_directory": "/usr/lib/postfix",
+            "meta_directory": "/etc/postfix",
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "maillog_file": self.logfile,
+            "maillog_file_prefixes": self.dir,
+            "myhostname": "pf.example.test",
+            "mydomain": DOMAIN,
+            "myorigin": DOMAIN,
+            "mydestination": "",
+            "relayhost": "",
+            "inet_interfaces": HOST,
+            "inet_protocols": "ipv4",
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_banner": "$myhostname ESMTP",
+            "biff": "no",
+            "append_dot_mydomain": "no",
+            "alias_maps": "",
+            "alias_database": "",
+            "local_recipient_maps": "",
+            "smtpd_peername_lookup": "no",
+            "smtp_host_lookup": "native",
+            "lmtp_host_lookup": "native",
+            "smtp_dns_support_level": "disabled",
+            "smtpd_client_event_limit_exceptions": "127.0.0.0/8",
+            "smtpd_client_restrictions": "",
+            "smtpd_helo_restrictions": "",
+            "smtpd_sender_restrictions": "",
+            "smtpd_relay_restrictions":
+                "permit_mynetworks, permit_sasl_authenticated, "
+                "reject_unauth_destination",
+            "smtpd_recipient_restrictions":
+                "permit_mynetworks, permit_sasl_authenticated, "
+                "reject_unauth_destination",
+            "smtpd_tls_cert_file": self.cert,
+            "smtpd_tls_key_file": self.key,
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_auth_only": "yes",
+            "smtpd_sasl_auth_enable": "no",
+            "smtpd_sasl_type": "dovecot",
+            "smtpd_sasl_path": "private/auth",
+            "smtpd_sasl_security_options": "noanonymous",
+            "virtual_mailbox_domains": DOMAIN,
+            "virtual_mailbox_base": self.mail,
+            "virtual_mailbox_maps":
+                "inline:{ { %s = %s/bench/ } }" % (USER, DOMAIN),
+            "virtual_uid_maps": "static:%d" % self.uid,
+            "virtual_gid_maps": "static:%d" % self.gid,
+            "virtual_minimum_uid": "100",
+            "virtual_alias_maps": "",
+        }
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("# private main.cf for the Mailfort benchmark\n")
+            for k, v in main.items():
+                f.write("%s = %s\n" % (k, v))
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER_CF % {
+                "host": HOST, "smtp": self.ports["smtp"],
+                "subs": self.ports["submissions"],
+                "sasl": "yes" if sasl else "no",
+                "subs_client": "" if sasl else ""})
+        open(self.logfile, "a").close()
+
+    def postfix(self, *args, check=True):
+        return run(["postfix", "-c", self.etc] + list(args), check=check)
+
+    def master_pid(self):
+        return read_pid(os.path.join(self.spool, "pid", "master.pid"))
+
+    def start(self):
+        for p in self.ports.values():
+            if not port_free(p):
+                raise RuntimeError("port %d is already in use" % p)
+        r = self.postfix("check", check=False)
+        if r.stdout.strip():
+            log("postfix check: %s" % r.stdout.strip()[-1000:])
+        self.postfix("start")
+        self.started = True
+        for mode, port in sorted(self.ports.items()):
+            e = wait_banner(port, mode == "submissions", 20)
+            if e:
+                raise RuntimeError("postfix %s 127.0.0.1:%d: %s\n%s" % (
+                    mode, port, e, tail(self.logfile)))
+
+    def delivered(self):
+        md = self.maildir()
+        return count_files(os.path.join(md, "new")) + \
+            count_files(os.path.join(md, "cur"))
+
+    def stop(self):
+        pid = self.master_pid()
+        if pid is None or not pid_alive(pid):
+            return
+        self.postfix("stop", check=False)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.1)
+        if pid_alive(pid):
+            self.postfix("abort", check=False)
+            time.sleep(1)
+
+    def cleanup_data(self):
+        shutil.rmtree(self.mail, ignore_errors=True)
+        shutil.rmtree(self.spool, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+
+def machine_facts():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ver = {}
+    for pkg in ("postfix", "dovecot-core", "openssl"):
+        r = run(["dpkg-query", "-W", "-f=${Version}", pkg], check=False)
+        ver[pkg] = r.stdout.strip() if r.returncode == 0 else None
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "mem_mb": mem,
+            "kernel": platform.release(), "python": platform.python_version(),
+            "host": platform.node(), "packages": ver}
+
+
+def fmt(v, spec="%.0f"):
+    return "-" if v is None else spec % v
+
+
+def lat_str(c):
+    if c is None or c.get("p50_ms") is None:
+        return "-"
+    return "%.2f/%.2f" % (c["p50_ms"], c["p99_ms"])
+
+
+def print_table(cells, modes, sessions_list, servers, notes):
+    print()
+    hdr = ("%-13s %5s %13s %13s %7s %15s %15s" % (
+        "mode", "sess", "Mailfort/s", "Postfix/s", "ratio",
+        "MF p50/p99 ms", "PF p50/p99 ms"))
+    print(hdr)
+    print("-" * len(hdr))
+    for mode in modes:
+        for s in sessions_list:
+            mf = cells.get(("mailfort", mode, s))
+            pf = cells.get(("postfix", mode, s))
+
+            def tput(c):
+                if c is None:
+                    return "-"
+                t = "%.0f" % c["msgs_per_s"]
+                if c["errors"] or c.get("delivery_mismatch"):
+                    t += "!"
+                return t
+            ratio = "-"
+            if mf and pf and pf["msgs_per_s"] > 0:
+                ratio = "%.2f" % (mf["msgs_per_s"] / pf["msgs_per_s"])
+            label = mode
+            if mode == "submissions" and pf is not None and \
+                    not pf.get("auth", True):
+                label = "submissions*"
+            print("%-13s %5d %13s %13s %7s %15s %15s" % (
+                label, s, tput(mf), tput(pf), ratio, lat_str(mf),
+                lat_str(pf)))
+    print()
+    print("checks (250s in the cell vs files delivered; errors; generator "
+          "CPU; system CPU busy in the window):")
+    for srv in servers:
+        for mode in modes:
+            for s in sessions_list:
+                c = cells.get((srv, mode, s))
+                if c is None:
+                    continue
+                print("  %-8s %-11s %3d: 250s %6d, delivered %6s%s, "
+                      "errors %d, pipelining %s, gen cpu %.1fs, busy %s%%"
+                      % (srv, mode, s, c["ok_total"],
+                         fmt(c.get("delivered"), "%d"),
+                         " (MISMATCH)" if c.get("delivery_mismatch") else "",
+                         c["errors"],
+                         {True: "yes", False: "no", None: "-"}[
+                             c["pipelining"]],
+                         c["client_cpu_s"],
+                         fmt(c["system_cpu_busy_pct"], "%.0f")))
+                for e in c["error_samples"][:3]:
+                    print("      error: %s" % e)
+    for n in notes:
+        print("note: %s" % n)
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="Inbound SMTP benchmark: Mailfort vs Postfix")
+    ap.add_argument("--mailfort", default="build/mailfort",
+                    help="path of the mailfort binary")
+    ap.add_argument("--seconds", type=float, default=8.0,
+                    help="measured seconds per cell (default 8)")
+    ap.add_argument("--warmup", type=float, default=2.0,
+                    help="warmup seconds per cell, not counted (default 2)")
+    ap.add_argument("--sessions", default="1,10,50",
+                    help="comma-separated concurrent session counts")
+    ap.add_argument("--modes", default="smtp,submissions",
+                    help="comma-separated: smtp, submissions")
+    ap.add_argument("--only", choices=["postfix", "mailfort"],
+                    help="benchmark only one server")
+    ap.add_argument("--size", type=int, default=4096,
+                    help="message size in bytes (default 4096)")
+    ap.add_argument("--per-proc", type=int, default=10,
+                    help="sessions per load-generator process (default 10)")
+    ap.add_argument("--no-pipelining", action="store_true",
+                    help="send MAIL, RCPT, DATA in lock step even when the "
+                    "server offers PIPELINING")
+    ap.add_argument("--workdir", default="/tmp/mf-bench",
+                    help="scratch directory, wiped at start")
+    ap.add_argument("--mailfort-user", default="nobody",
+                    help="[server] user for Mailfort when run as root")
+    ap.add_argument("--drain-timeout", type=float, default=60.0,
+                    help="seconds to wait for delivery after each cell")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep mail stores and queues in --workdir")
+    ap.add_argument("--results", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "results"),
+        help="directory for the JSON results")
+    args = ap.parse_args()
+
+    command = " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for m in modes:
+        if m not in ("smtp", "submissions"):
+            ap.error("unknown mode %r" % m)
+    sessions_list = [int(x) for x in args.sessions.split(",") if x.strip()]
+    servers = ["mailfort", "postfix"]
+    if args.only:
+        servers = [args.only]
+    if os.geteuid() != 0 and "postfix" in servers:
+        ap.error("run as root (Postfix must be started by root)")
+
+    facts = machine_facts()
+    print("command: %s" % command)
+    print("machine: nproc=%s, cpu=%s, mem=%s MB, kernel=%s, python=%s" % (
+        facts["nproc"], facts["cpu"], facts["mem_mb"], facts["kernel"],
+        facts["python"]))
+    print("packages: %s" % ", ".join(
+        "%s %s" % (k, v) for k, v in facts["packages"].items()))
+    print("cells: modes=%s sessions=%s, %.0f s measured + %.0f s warmup, "
+          "%d-byte messages, %d sessions per generator process" % (
+              ",".join(modes), ",".join(map(str, sessions_list)),
+              args.seconds, args.warmup, args.size, args.per_proc))
+    sys.stdout.flush()
+
+    work = os.path.abspath(args.workdir)
+    notes = []
+    active = {}
+    dovecot = None
+    cleanup_list = []
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+
+    # stop leftovers of an interrupted earlier run before wiping the dir
+    old_pf = os.path.join(work, "postfix", "etc")
+    if os.path.isfile(os.path.join(old_pf, "main.cf")):
+        run(["postfix", "-c", old_pf, "stop"], check=False)
+    old_dc = read_pid(os.path.join(work, "dovecot", "run", "master.pid"))
+    if old_dc and pid_alive(old_dc):
+        try:
+            with open("/proc/%d/comm" % old_dc) as f:
+                if f.read().strip() == "dovecot":
+                    os.kill(old_dc, signal.SIGTERM)
+                    time.sleep(1)
+        except OSError:
+            pass
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    os.chmod(work, 0o755)
+
+    cells = {}
+    try:
+        cert, key = make_cert(work)
+
+        if "mailfort" in servers:
+            mf = Mailfort(os.path.abspath(args.mailfort), work, cert, key,
+                          args.mailfort_user)
+            cleanup_list.append(mf)
+            try:
+                mf.setup()
+                mf.start()
+                active["mailfort"] = mf
+                log("mailfort up (log %s)" % mf.logfile)
+            except Exception as e:
+                msg = "Mailfort not benchmarked: %s" % e
+                log(msg)
+                notes.append(msg.splitlines()[0])
+                mf.stop()
+
+        if "postfix" in servers:
+            sasl = True
+            if "submissions" in modes:
+                if not Dovecot.available() and not Dovecot.install():
+                    sasl = False
+            pf = Postfix(work, cert, key, sasl)
+            if sasl:
+                dovecot = Dovecot(work, os.path.join(pf.spool, "private",
+                                                     "auth"))
+            try:
+                pf.setup()
+                if dovecot is not None:
+                    try:
+                        dovecot.setup()
+                        dovecot.start()
+                    except Exception as e:
+                        log("dovecot failed: %s" % e)
+                        dovecot.stop()
+                        dovecot = None
+                        sasl = False
+                        pf.sasl = pf.auth = False
+                        pf.setup()
+                if not sasl and "submissions" in modes:
+                    notes.append("submissions* = Postfix ran TLS WITHOUT "
+                                 "AUTH (no working SASL backend)")
+                cleanup_list.append(pf)
+                pf.start()
+                active["postfix"] = pf
+                log("postfix up (log %s)" % pf.logfile)
+            except Exception as e:
+                msg = "Postfix not benchmarked: %s" % e
+                log(msg)
+                notes.append(msg.splitlines()[0])
+
+        if not active:
+            raise RuntimeError("no server could be started")
+
+        # cells interleaved: for each mode and session count, each server
+        expected = {name: srv.delivered() for name, srv in active.items()}
+        for mode in modes:
+            for s in sessions_list:
+                for name in servers:
+                    srv = active.get(name)
+                    if srv is None:
+                        continue
+                    auth = (mode == "submissions" and srv.auth)
+                    sender = USER if mode == "submissions" else REMOTE_SENDER
+                    spec = {"host": HOST, "port": srv.ports[mode],
+                            "tls": mode == "submissions", "auth": auth,
+                            "user": USER, "password": PASSWORD,
+                            "sender": sender, "rcpt": USER,
+                            "size": args.size, "warmup": args.warmup,
+                            "seconds": args.seconds,
+                            "pipelining": not args.no_pipelining,
+                            "timeout": 30.0}
+                    log("%s %s %d sessions ..." % (name, mode, s))
+                    try:
+                        m = run_cell(spec, s, args.per_proc)
+                    except Exception as e:
+                        log("%s %s %d: %s" % (name, mode, s, e))
+                        notes.append("%s %s %d sessions failed: %s" % (
+                            name, mode, s, e))
+                        continue
+                    m["server"], m["mode"], m["auth"] = name, mode, auth
+                    expected[name] += m["ok_total"]
+                    t0 = time.monotonic()
+                    got = srv.delivered()
+                    while got < expected[name] and \
+                            time.monotonic() - t0 < args.drain_timeout:
+                        time.sleep(0.25)
+                        got = srv.delivered()
+                    before = expected[name] - m["ok_total"]
+                    m["delivered"] = got - before
+                    m["drain_s"] = round(time.monotonic() - t0, 2)
+                    m["delivery_mismatch"] = got != expected[name]
+                    if got != expected[name]:
+                        # resynchronise so later cells are judged alone
+                        expected[name] = got
+                    cells[(name, mode, s)] = m
+                    log("  %.0f msg/s, p50 %s ms, p99 %s ms, errors %d, "
+                        "delivered %d/%d (drain %.1fs)" % (
+                            m["msgs_per_s"], fmt(m["p50_ms"], "%.2f"),
+                            fmt(m["p99_ms"], "%.2f"), m["errors"],
+                            m["delivered"], m["ok_total"], m["drain_s"]))
+                    if name == "mailfort" and srv.proc.poll() is not None:
+                        msg = "mailfort exited (%s) during %s/%d:\n%s" % (
+                            srv.proc.returncode, mode, s, tail(srv.logfile))
+                        log(msg)
+                        notes.append(msg.splitlines()[0])
+                        del active[name]
+    except KeyboardInterrupt:
+        log("interrupted; stopping servers")
+        notes.append("run interrupted")
+    finally:
+        for srv in reversed(cleanup_list):
+            try:
+                srv.stop()
+            except Exception as e:
+                log("stopping %s: %s" % (srv.name, e))
+        if dovecot is not None:
+            try:
+                dovecot.stop()
+            except Exception as e:
+                log("stopping dovecot: %s" % e)
+        if not args.keep:
+            for srv in cleanup_list:
+                srv.cleanup_data()
+
+    pf = active.get("postfix")
+    if pf is not None and pf.sasl and "submissions" in modes:
+        notes.append("Postfix AUTH PLAIN via a private Dovecot auth "
+                     "(passwd-file, SHA512-CRYPT)")
+    if pf is not None:
+        notes.append("Postfix defaults kept: in_flow_delay=1s (smtpd slows "
+                     "down when the queue manager falls behind), fsync of "
+                     "queue files before 250")
+    notes.append("'!' = errors or delivered != 250s in that cell; "
+                 "logs and configs under %s" % work)
+
+    print_table(cells, modes, sessions_list, servers, notes)
+
+    os.makedirs(args.results, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = os.path.join(args.results, "inbound-%s.json" % stamp)
+    doc = {
+        "benchmark": "inbound-smtp",
+        "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": command,
+        "machine": facts,
+        "params": {"seconds": args.seconds, "warmup": args.warmup,
+                   "size": args.size, "sessions": sessions_list,
+                   "modes": modes, "servers": servers,
+                   "per_proc": args.per_proc,
+                   "pipelining": not args.no_pipelining,
+                   "ports": PORTS},
+        "notes": notes,
+        "cells": [],
+    }
+    for mode in modes:
+        for s in sessions_list:
+            row = {"mode": mode, "sessions": s}
+            for name in servers:
+                c = cells.get((name, mode, s))
+                row[name] = c
+            mf, pfc = row.get("mailfort"), row.get("postfix")
+            row["ratio"] = (mf["msgs_per_s"] / pfc["msgs_per_s"]
+                            if mf and pfc and pfc["msgs_per_s"] else None)
+            doc["cells"].append(row)
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("results: %s" % out)
+    return 0 if cells else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+/*
+ * cli.h - subcommands that live in src/cli.
+ */
+#ifndef MAILFORT_CLI_H
+#define MAILFORT_CLI_H
+
+#include "core/config.h"
+
+/* `mailfort queue list|flush|delete ID`; returns the exit status. */
+int cli_queue(const struct config *cfg, int argc, char **argv);
+
+#endif

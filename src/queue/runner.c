@@ -1,0 +1,208 @@
+/*
+ * runner.c - the queue runner's local delivery: takes due local
+ * recipients from the queue and hands each spooled file to the
+ * recipient's store.  Delivery is idempotent (the store keys it on
+ * "<queue id>/<recipient>"), so a crash between the store's commit and
+ * ours delivers nothing twice.  Remote recipients stay queued for the
+ * outbound transport.  A message leaves the spool when no recipient is
+ * pending any more.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue/queue_private.h"
+#include "store/store.h"
+
+#define RUNNER_BATCH 500	/* recipients per pass */
+#define RUNNER_TICK_MS 1000	/* wake up at least this often */
+
+struct runner {
+	const struct config *cfg;
+	sqlite3 *db;
+	sqlite3_stmt *due, *mark, *fail, *left, *del;
+};
+
+static int
+runner_open(struct runner *r, const struct config *cfg)
+{
+	const char *err;
+
+	memset(r, 0, sizeof(*r));
+	r->cfg = cfg;
+	if (queue_db_open(cfg->data_dir, &r->db, &err) < 0) {
+		log_warnx("queue runner: %s", err);
+		return -1;
+	}
+	if (sqlite3_prepare_v2(r->db, "SELECT msg_id, addr FROM recipient "
+	    "WHERE status = 0 AND local = 1 AND next_try <= ? "
+	    "ORDER BY msg_id LIMIT ?", -1, &r->due, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "UPDATE recipient SET status = 1 "
+	    "WHERE msg_id = ? AND addr = ?", -1, &r->mark, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "UPDATE recipient SET attempts = "
+	    "attempts + 1, next_try = ?, last_error = ? WHERE msg_id = ? AND "
+	    "addr = ?", -1, &r->fail, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT count(*) FROM recipient WHERE "
+	    "msg_id = ? AND status = 0", -1, &r->left, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "DELETE FROM message WHERE id = ?", -1,
+	    &r->del, NULL) != SQLITE_OK) {
+		log_warnx("queue runner: %s", sqlite3_errmsg(r->db));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+runner_close(struct runner *r)
+{
+	sqlite3_finalize(r->due);
+	sqlite3_finalize(r->mark);
+	sqlite3_finalize(r->fail);
+	sqlite3_finalize(r->left);
+	sqlite3_finalize(r->del);
+	sqlite3_close(r->db);
+}
+
+static int
+runner_step(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Removes the message when nothing is pending for it any more. */
+static void
+runner_finish_msg(struct runner *r, const char *id)
+{
+	int64_t left = 1;
+	char *path;
+
+	sqlite3_bind_text(r->left, 1, id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(r->left) == SQLITE_ROW)
+		left = sqlite3_column_int64(r->left, 0);
+	sqlite3_reset(r->left);
+	if (left != 0)
+		return;
+	sqlite3_bind_text(r->del, 1, id, -1, SQLITE_TRANSIENT);
+	if (runner_step(r->del) < 0) {
+		log_warnx("queue: cannot delete %s: %s", id,
+		    sqlite3_errmsg(r->db));
+		return;
+	}
+	path = xasprintf("%s/spool/msg/%s", r->cfg->data_dir, id);
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("unlink %s", path);
+	free(path);
+}
+
+static void
+runner_deliver_one(struct runner *r, const char *id, const char *rcpt,
+    int *delivered)
+{
+	char *path = xasprintf("%s/spool/msg/%s", r->cfg->data_dir, id);
+	char *did = xasprintf("%s/%s", id, rcpt);
+	struct store *st = NULL;
+	const char *err = NULL;
+	int rc = -1;
+
+	if (store_open(r->cfg->data_dir, rcpt, &st, &err) == 0) {
+		rc = store_deliver(st, path, did, "INBOX", &err);
+		store_close(&st);
+	}
+	if (rc >= 0) {
+		sqlite3_bind_text(r->mark, 1, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(r->mark, 2, rcpt, -1, SQLITE_TRANSIENT);
+		if (runner_step(r->mark) < 0)
+			log_warnx("queue: %s", sqlite3_errmsg(r->db));
+		log_info("%s local delivery to=<%s> result=%s", id, rcpt,
+		    rc == 1 ? "delivered" : "duplicate-skipped");
+		(*delivered)++;
+	} else {
+		int64_t next = (int64_t)time(NULL) +
+		    (int64_t)r->cfg->queue_retry_min;
+		log_warnx("%s local delivery to=<%s> result=deferred "
+		    "error=\"%s\"", id, rcpt, err ? err : "?");
+		sqlite3_bind_int64(r->fail, 1, next);
+		sqlite3_bind_text(r->fail, 2, err ? err : "?", -1,
+		    SQLITE_TRANSIENT);
+		sqlite3_bind_text(r->fail, 3, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(r->fail, 4, rcpt, -1, SQLITE_TRANSIENT);
+		if (runner_step(r->fail) < 0)
+			log_warnx("queue: %s", sqlite3_errmsg(r->db));
+	}
+	free(did);
+	free(path);
+}
+
+/* One pass; returns recipients handled or -1. */
+static int
+runner_pass(struct runner *r)
+{
+	char (*ids)[QUEUE_ID_LEN + 1] = xcalloc(RUNNER_BATCH, sizeof(*ids));
+	char **rcpts = xcalloc(RUNNER_BATCH, sizeof(char *));
+	int n = 0, delivered = 0;
+
+	sqlite3_bind_int64(r->due, 1, (sqlite3_int64)time(NULL));
+	sqlite3_bind_int(r->due, 2, RUNNER_BATCH);
+	while (n < RUNNER_BATCH && sqlite3_step(r->due) == SQLITE_ROW) {
+		str_lcpy(ids[n], (const char *)sqlite3_column_text(r->due, 0),
+		    sizeof(ids[n]));
+		rcpts[n] = xstrdup((const char *)
+		    sqlite3_column_text(r->due, 1));
+		n++;
+	}
+	sqlite3_reset(r->due);
+	for (int i = 0; i < n; i++)
+		runner_deliver_one(r, ids[i], rcpts[i], &delivered);
+	for (int i = 0; i < n; i++) {
+		if (i + 1 == n || strcmp(ids[i], ids[i + 1]) != 0)
+			runner_finish_msg(r, ids[i]);
+		free(rcpts[i]);
+	}
+	free(rcpts);
+	free(ids);
+	return n;
+}
+
+int
+queue_deliver_pending(const struct config *cfg)
+{
+	struct runner r;
+	int n, total = 0;
+
+	if (runner_open(&r, cfg) < 0)
+		return -1;
+	while ((n = runner_pass(&r)) > 0)
+		total += n;
+	runner_close(&r);
+	return total;
+}
+
+void
+queue_runner_run(const struct config *cfg, int wake_fd, volatile int *stop)
+{
+	struct runner r;
+	char drain[256];
+	int n;
+
+	if (runner_open(&r, cfg) < 0)
+		fatalx("queue runner cannot start");
+	log_info("queue runner started");
+	while (!*stop) {
+		do {
+			n = runner_pass(&r);
+		} while (n == RUNNER_BATCH && !*stop);
+		struct pollfd pfd = { .fd = wake_fd, .events = POLLIN };
+		if (poll(&pfd, 1, RUNNER_TICK_MS) > 0)
+			while (read(wake_fd, drain, sizeof(drain)) > 0)
+				;
+	}
+	runner_close(&r);
+	log_info("queue runner stopped");
+}

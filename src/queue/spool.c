@@ -1,0 +1,241 @@
+/*
+ * spool.c - writing one incoming message to the spool, and the queue
+ * database schema.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue/queue_private.h"
+
+static const char *const queue_schema =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE IF NOT EXISTS message ("
+    " id TEXT PRIMARY KEY,"
+    " sender TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS recipient ("
+    " msg_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
+    " addr TEXT NOT NULL,"
+    " local INTEGER NOT NULL,"
+    " status INTEGER NOT NULL DEFAULT 0," /* 0 pending, 1 done, 2 failed */
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_try INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " PRIMARY KEY (msg_id, addr));"
+    "CREATE INDEX IF NOT EXISTS recipient_due"
+    " ON recipient(status, local, next_try);";
+
+static int
+queue_mkdir(const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+queue_dirs_create(const char *data_dir, const char **error_r)
+{
+	static const char *const sub[] = { "", "/spool", "/spool/tmp",
+	    "/spool/msg", "/queue", "/mail" };
+	char path[4096];
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(sub); i++) {
+		snprintf(path, sizeof(path), "%s%s", data_dir, sub[i]);
+		if (queue_mkdir(path) < 0) {
+			*error_r = "cannot create data directories";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+queue_clean_tmp(const char *data_dir)
+{
+	char *dir = xasprintf("%s/spool/tmp", data_dir);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			char *p = xasprintf("%s/%s", dir, de->d_name);
+			if (unlink(p) < 0)
+				log_warn("cannot remove %s", p);
+			free(p);
+		}
+		closedir(d);
+	}
+	free(dir);
+}
+
+int
+queue_db_open(const char *data_dir, sqlite3 **db_r, const char **error_r)
+{
+	char *path = xasprintf("%s/queue/queue.db", data_dir);
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	free(path);
+	if (rc != SQLITE_OK) {
+		*error_r = "cannot open queue database";
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_exec(db, queue_schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA synchronous=FULL;"
+	    "PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {
+		log_warnx("queue database: %s", sqlite3_errmsg(db));
+		*error_r = "cannot set up queue database";
+		sqlite3_close(db);
+		return -1;
+	}
+	*db_r = db;
+	return 0;
+}
+
+/* Time-ordered, unique: 11 hex digits of µs time, 9 random. */
+static void
+queue_new_id(char *out)
+{
+	struct timespec ts;
+	uint64_t us, rnd = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint64_t)getpid() ^ (uint64_t)ts.tv_nsec;
+	snprintf(out, QUEUE_ID_LEN + 1, "%011llX%09llX",
+	    (unsigned long long)(us & 0xFFFFFFFFFFFULL),
+	    (unsigned long long)(rnd & 0xFFFFFFFFFULL));
+}
+
+struct spool_msg *
+spool_msg_new(const char *data_dir, const char **error_r)
+{
+	struct spool_msg *m = xmalloc(sizeof(*m));
+
+	queue_new_id(m->id);
+	m->tmp_path = xasprintf("%s/spool/tmp/%s", data_dir, m->id);
+	m->msg_path = xasprintf("%s/spool/msg/%s", data_dir, m->id);
+	m->fd = open(m->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+	if (m->fd < 0) {
+		log_warn("cannot create %s", m->tmp_path);
+		*error_r = "cannot create spool file";
+		spool_msg_free(&m);
+		return NULL;
+	}
+	buf_init(&m->pending, 0);
+	m->created = (int64_t)time(NULL);
+	return m;
+}
+
+const char *
+spool_msg_id(const struct spool_msg *m)
+{
+	return m->id;
+}
+
+int
+spool_msg_flush(struct spool_msg *m)
+{
+	size_t off = 0;
+
+	while (off < m->pending.len && !m->write_failed) {
+		ssize_t n = write(m->fd, m->pending.data + off,
+		    m->pending.len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("write %s", m->tmp_path);
+			m->write_failed = true;
+			break;
+		}
+		off += (size_t)n;
+	}
+	buf_reset(&m->pending);
+	return m->write_failed ? -1 : 0;
+}
+
+int
+spool_msg_write(struct spool_msg *m, const void *data, size_t len)
+{
+	if (m->write_failed)
+		return -1;
+	buf_add(&m->pending, data, len);
+	m->size += len;
+	if (m->pending.len >= SPOOL_WRITE_CHUNK)
+		return spool_msg_flush(m);
+	return 0;
+}
+
+uint64_t
+spool_msg_size(const struct spool_msg *m)
+{
+	return m->size;
+}
+
+void
+spool_msg_set_sender(struct spool_msg *m, const char *sender)
+{
+	free(m->sender);
+	m->sender = xstrdup(sender);
+}
+
+void
+spool_msg_add_rcpt(struct spool_msg *m, const char *rcpt, bool local)
+{
+	for (size_t i = 0; i < m->rcpt_count; i++)
+		if (strcmp(m->rcpts[i].addr, rcpt) == 0)
+			return;
+	m->rcpts = xreallocarray(m->rcpts, m->rcpt_count + 1,
+	    sizeof(*m->rcpts));
+	m->rcpts[m->rcpt_count].addr = xstrdup(rcpt);
+	m->rcpts[m->rcpt_count].local = local;
+	m->rcpt_count++;
+}
+
+void
+spool_msg_free(struct spool_msg **mp)
+{
+	struct spool_msg *m = *mp;
+
+	if (m == NULL)
+		return;
+	if (m->fd >= 0)
+		close(m->fd);
+	for (size_t i = 0; i < m->rcpt_count; i++)
+		free(m->rcpts[i].addr);
+	free(m->rcpts);
+	free(m->sender);
+	free(m->tmp_path);
+	free(m->msg_path);
+	buf_free(&m->pending);
+	free(m);
+	*mp = NULL;
+}
+
+void
+spool_msg_abort(struct spool_msg **mp)
+{
+	if (*mp == NULL)
+		return;
+	if (unlink((*mp)->tmp_path) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s", (*mp)->tmp_path);
+	spool_msg_free(mp);
+}

@@ -1,0 +1,164 @@
+/*
+ * store_deliver.c - local delivery into a store, idempotent on the
+ * delivery id.  Order: file placed and fsynced (store_file.c), then one
+ * IMMEDIATE transaction checks the id, takes the next UID and MODSEQ and
+ * inserts the row.  A crash before the commit leaves at most a file that
+ * the retry reuses (its name comes from the id); after the commit the
+ * retry finds the id and stores nothing.
+ */
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store_private.h"
+
+/* The id is hashed into the file name and stored; bound it, no controls. */
+static bool
+store_delivery_id_valid(const char *id)
+{
+	size_t len = strnlen(id, STORE_DELIVERY_ID_MAX + 1);
+
+	if (len == 0 || len > STORE_DELIVERY_ID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * Is delivery_id stored?  1 yes (its file name in file_r when not NULL),
+ * 0 no, -1 error.
+ */
+static int
+store_delivery_get(struct store *store, const char *delivery_id,
+    char file_r[STORE_FILE_NAME_MAX], const char **error_r)
+{
+	sqlite3_stmt *stmt = store_stmt(store, STORE_STMT_DELIVERY_GET);
+	const char *file;
+	int rc, ret = 1;
+
+	sqlite3_bind_text(stmt, 1, delivery_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		file = (const char *)sqlite3_column_text(stmt, 0);
+		if (file_r != NULL)
+			str_lcpy(file_r, file != NULL ? file : "",
+			    STORE_FILE_NAME_MAX);
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		ret = store_fail_db(store, error_r, "look up delivery");
+	}
+	sqlite3_reset(stmt);
+	return ret;
+}
+
+/* Inside the transaction: the new row and the account totals. */
+static int
+store_deliver_insert(struct store *store, const struct store_mbox *mbox,
+    const char *file, uint64_t size, const char *delivery_id,
+    const char **error_r)
+{
+	uint64_t uid = mbox->uidnext, modseq = mbox->highestmodseq + 1;
+	sqlite3_stmt *stmt;
+
+	/* RFC 9051 §2.3.1.1: UIDs are 32-bit and never reused. */
+	if (uid > UINT32_MAX)
+		return store_fail(store, error_r, "mailbox UIDs used up");
+	stmt = store_stmt(store, STORE_STMT_MAILBOX_BUMP);
+	sqlite3_bind_int64(stmt, 1, mbox->id);
+	sqlite3_bind_int64(stmt, 2, (int64_t)uid + 1);
+	sqlite3_bind_int64(stmt, 3, (int64_t)modseq);
+	if (store_stmt_exec(store, STORE_STMT_MAILBOX_BUMP, error_r) < 0)
+		return -1;
+	stmt = store_stmt(store, STORE_STMT_MESSAGE_ADD);
+	sqlite3_bind_int64(stmt, 1, mbox->id);
+	sqlite3_bind_int64(stmt, 2, (int64_t)uid);
+	sqlite3_bind_int64(stmt, 3, (int64_t)modseq);
+	sqlite3_bind_int64(stmt, 4, (int64_t)time(NULL));
+	sqlite3_bind_int64(stmt, 5, (int64_t)size);
+	sqlite3_bind_text(stmt, 6, file, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 7, delivery_id, -1, SQLITE_STATIC);
+	if (store_stmt_exec(store, STORE_STMT_MESSAGE_ADD, error_r) < 0)
+		return -1;
+	stmt = store_stmt(store, STORE_STMT_META_ADD);
+	sqlite3_bind_text(stmt, 1, "usage_bytes", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, (int64_t)size);
+	if (store_stmt_exec(store, STORE_STMT_META_ADD, error_r) < 0)
+		return -1;
+	stmt = store_stmt(store, STORE_STMT_META_ADD);
+	sqlite3_bind_text(stmt, 1, "usage_messages", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, 1);
+	return store_stmt_exec(store, STORE_STMT_META_ADD, error_r);
+}
+
+/*
+ * The transaction.  A duplicate found here (a concurrent delivery of the
+ * same id won the race) normally shares our file name, so the file stays;
+ * only a file the stored row does not use is ours to remove.
+ */
+static int
+store_deliver_commit(struct store *store, const char *file, uint64_t size,
+    const char *delivery_id, const char *mailbox, const char **error_r)
+{
+	char stored[STORE_FILE_NAME_MAX];
+	struct store_mbox mbox;
+	int ret;
+
+	store_stmt(store, STORE_STMT_BEGIN);
+	if (store_stmt_exec(store, STORE_STMT_BEGIN, error_r) < 0)
+		return -1;
+	ret = store_delivery_get(store, delivery_id, stored, error_r);
+	if (ret == 0) {
+		ret = store_mbox_get(store, mailbox, &mbox, error_r);
+		if (ret == 0)
+			ret = store_fail(store, error_r, "no such mailbox");
+		else if (ret == 1)
+			ret = store_deliver_insert(store, &mbox, file, size,
+			    delivery_id, error_r);
+		if (ret == 0) {
+			store_stmt(store, STORE_STMT_COMMIT);
+			ret = store_stmt_exec(store, STORE_STMT_COMMIT,
+			    error_r);
+		}
+		if (ret == 0)
+			ret = 1;
+	} else if (ret == 1) {
+		ret = 0;
+		if (strcmp(stored, file) != 0 &&
+		    unlinkat(store->msg_fd, file, 0) == -1)
+			log_warn("store %s: unlink %s", store->account, file);
+	}
+	if (ret != 1)
+		store_tx_rollback(store);
+	return ret;
+}
+
+int
+store_deliver(struct store *store, const char *spool_path,
+    const char *delivery_id, const char *mailbox, const char **error_r)
+{
+	char file[STORE_FILE_NAME_MAX];
+	struct store_mbox mbox;
+	uint64_t size;
+	int ret;
+
+	if (!store_delivery_id_valid(delivery_id))
+		return store_fail(store, error_r, "invalid delivery id");
+	/* Checks without the write lock first: a retry of a finished
+	 * delivery, or a missing mailbox, touches no file. */
+	ret = store_delivery_get(store, delivery_id, NULL, error_r);
+	if (ret != 0)
+		return ret < 0 ? -1 : 0;
+	ret = store_mbox_get(store, mailbox, &mbox, error_r);
+	if (ret <= 0)
+		return ret < 0 ? -1 :
+		    store_fail(store, error_r, "no such mailbox");
+	if (store_file_name(delivery_id, file, error_r) < 0 ||
+	    store_file_place(store, spool_path, file, &size, error_r) < 0)
+		return -1;
+	/* From here on a failure leaves the file for the retry to reuse. */
+	return store_deliver_commit(store, file, size, delivery_id, mailbox,
+	    error_r);
+}

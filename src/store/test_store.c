@@ -1,0 +1,330 @@
+/*
+ * test_store.c - unit tests of the SQLite store against real files in a
+ * temporary directory: account names, default mailboxes, delivery with
+ * UIDs and MODSEQs, idempotence (also after a simulated crash), the copy
+ * path across file systems, reopening.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store_private.h"
+#include "core/test.h"
+
+#define ACCOUNT "alice@example.test"
+#define MSG1 "From: a@b\r\nSubject: one\r\n\r\nbody one\r\n"
+#define MSG2 "From: a@b\r\nSubject: two\r\n\r\nsecond body\r\n"
+#define MSG3 "From: a@b\r\nSubject: three\r\n\r\nthird\r\n"
+
+static char test_root[] = "/tmp/mf-test-store-XXXXXX";
+static char *test_data;		/* data_dir, two levels not yet there */
+static char *test_account_dir;
+
+static void
+test_write(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	TEST_TRUE(f != NULL);
+	if (f == NULL)
+		return;
+	fputs(text, f);
+	fclose(f);
+}
+
+static nlink_t
+test_nlink(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_nlink : 0;
+}
+
+/* Entries of the account's msg/ whose names start with prefix. */
+static int
+test_msg_files(const char *prefix)
+{
+	char *path = xasprintf("%s/msg", test_account_dir);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	if (d != NULL)
+		closedir(d);
+	free(path);
+	return n;
+}
+
+static int
+test_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* Runs one SQL query on the account's index.db; first column as int. */
+static long long
+test_sql_int(const char *sql)
+{
+	char *path = xasprintf("%s/index.db", test_account_dir);
+	sqlite3_stmt *stmt;
+	sqlite3 *db;
+	long long v = -1;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(stmt) == SQLITE_ROW)
+			v = sqlite3_column_int64(stmt, 0);
+		sqlite3_finalize(stmt);
+	}
+	sqlite3_close(db);
+	free(path);
+	return v;
+}
+
+static void
+test_accounts(void)
+{
+	static const char *const bad[] = {
+		"", "@", "a@", "@b", "../x@y", "a/b@c", "x@../y", "x@y/..",
+		"x@a/b", ".x@y", "..@y", "x@.y", "x@y.", "x@y..z", "x@-y",
+		"x@y-", "Alice@example.test", "a@Example.test", "a\n@b",
+		"a b@c", "a@b@c", "a\\b@c", "x@y_z", "\xc3\xa9@b",
+	};
+	char longs[STORE_ACCOUNT_MAX + 8];
+	struct store *store;
+	const char *err;
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(bad); i++)
+		TEST_CHECK(!store_account_valid(bad[i]), "accepted \"%s\"",
+		    bad[i]);
+	TEST_TRUE(store_account_valid("a.b+tag_x@ex-ample.test"));
+	TEST_TRUE(store_account_valid("x@y"));
+	memset(longs, 'a', sizeof(longs));
+	memcpy(longs + STORE_LOCAL_MAX, "@", 1);
+	longs[sizeof(longs) - 1] = '\0';
+	TEST_TRUE(!store_account_valid(longs));
+	memcpy(longs + STORE_LOCAL_MAX, "a@", 2);
+	longs[STORE_LOCAL_MAX + 3] = '\0';
+	TEST_TRUE(!store_account_valid(longs));	/* local part 65 */
+	TEST_INT(store_open(test_data, "../x@y", &store, &err), -1);
+	TEST_TRUE(store == NULL);
+	TEST_INT(store_open(test_data, "a/b@c", &store, &err), -1);
+	TEST_STR(err, "invalid account name");
+	/* Refused before anything was created. */
+	TEST_INT(access(test_data, F_OK), -1);
+}
+
+static void
+test_open_new(void)
+{
+	struct store_mailbox_status st;
+	struct store *store;
+	const char *err = NULL;
+	uint64_t n;
+	struct stat sb;
+
+	TEST_INT(store_open(test_data, ACCOUNT, &store, &err), 0);
+	if (store == NULL) {
+		fprintf(stderr, "store_open: %s\n", err);
+		exit(1);
+	}
+	TEST_INT(stat(test_account_dir, &sb), 0);
+	TEST_INT(sb.st_mode & 0777, 0700);
+	TEST_INT(store_mailbox_status(store, "inbox", &st), 1);
+	TEST_INT(st.uidnext, 1);
+	TEST_INT(st.messages, 0);
+	TEST_TRUE(st.uidvalidity > 1600000000);
+	TEST_INT(store_mailbox_status(store, "Nope", &st), 0);
+	TEST_INT(store_count(store, "INBOX", &n), 0);
+	TEST_INT(n, 0);
+	TEST_INT(store_count(store, "Nope", &n), -1);
+	store_close(&store);
+	TEST_TRUE(store == NULL);
+
+	TEST_INT(test_sql_int("SELECT count(*) FROM mailboxes"), 6);
+	TEST_INT(test_sql_int("SELECT count(*) FROM mailboxes"
+	    " WHERE subscribed = 1"), 6);
+	TEST_INT(test_sql_int("SELECT count(*) FROM mailboxes WHERE"
+	    " (name, special_use) IN (VALUES ('Drafts', '\\Drafts'),"
+	    " ('Sent', '\\Sent'), ('Trash', '\\Trash'), ('Junk', '\\Junk'),"
+	    " ('Archive', '\\Archive'))"), 5);
+	TEST_INT(test_sql_int("SELECT count(DISTINCT uidvalidity)"
+	    " FROM mailboxes"), 6);
+	TEST_INT(test_sql_int("PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	TEST_INT(test_sql_int("SELECT journal_mode = 'wal'"
+	    " FROM pragma_journal_mode"), 1);
+}
+
+static void
+test_deliver(const char *spool_dir)
+{
+	char *s1 = xasprintf("%s/q1", spool_dir);
+	char *s2 = xasprintf("%s/q2", spool_dir);
+	struct store *store;
+	const char *err = NULL;
+	uint64_t n, bytes, msgs;
+
+	test_write(s1, MSG1);
+	test_write(s2, MSG2);
+	TEST_INT(test_nlink(s1), 1);
+	TEST_INT(store_open(test_data, ACCOUNT, &store, &err), 0);
+	TEST_INT(store_deliver(store, s1, "Q1/" ACCOUNT, "INBOX", &err), 1);
+	TEST_INT(test_nlink(s1), 2);
+	TEST_INT(store_deliver(store, s2, "Q2/" ACCOUNT, "INBOX", &err), 1);
+	TEST_INT(test_nlink(s2), 2);
+	/* The same id again: stored once, no new link. */
+	TEST_INT(store_deliver(store, s1, "Q1/" ACCOUNT, "INBOX", &err), 0);
+	TEST_INT(test_nlink(s1), 2);
+	TEST_INT(store_count(store, "INBOX", &n), 0);
+	TEST_INT(n, 2);
+	TEST_INT(store_usage(store, &bytes, &msgs), 0);
+	TEST_INT(bytes, strlen(MSG1) + strlen(MSG2));
+	TEST_INT(msgs, 2);
+	/* Errors: no such mailbox, no spool file, bad ids. */
+	TEST_INT(store_deliver(store, s2, "Q9/x", "Nope", &err), -1);
+	TEST_STR(err, "no such mailbox");
+	TEST_INT(store_deliver(store, "/nonexistent", "Q9/x", "INBOX", &err),
+	    -1);
+	TEST_INT(store_deliver(store, s2, "", "INBOX", &err), -1);
+	TEST_INT(store_deliver(store, s2, "Q\r\n", "INBOX", &err), -1);
+	store_close(&store);
+
+	TEST_INT(test_sql_int("SELECT group_concat(uid, ',') = '1,2' FROM"
+	    " (SELECT uid FROM messages ORDER BY delivery_id)"), 1);
+	TEST_INT(test_sql_int("SELECT size FROM messages WHERE uid = 2"),
+	    strlen(MSG2));
+	TEST_INT(test_sql_int("SELECT modseq FROM messages WHERE uid = 2") >
+	    test_sql_int("SELECT modseq FROM messages WHERE uid = 1"), 1);
+	TEST_INT(test_sql_int("SELECT highestmodseq = (SELECT max(modseq)"
+	    " FROM messages) FROM mailboxes WHERE name = 'INBOX'"), 1);
+	TEST_INT(test_sql_int("SELECT count(*) FROM messages WHERE"
+	    " internaldate > CAST(strftime('%s', 'now') AS INTEGER) - 60"),
+	    2);
+	free(s1);
+	free(s2);
+}
+
+/* A crash after the link, before the commit: the retry reuses the file. */
+static void
+test_crash_retry(const char *spool_dir)
+{
+	char *s3 = xasprintf("%s/q3", spool_dir);
+	char name[STORE_FILE_NAME_MAX], *dest;
+	struct store *store;
+	const char *err = NULL;
+	uint64_t n;
+
+	test_write(s3, MSG3);
+	TEST_INT(store_file_name("Q3/" ACCOUNT, name, &err), 0);
+	TEST_INT(strlen(name), STORE_FILE_NAME_MAX - 1);
+	TEST_TRUE(strchr(name, '/') == NULL);
+	dest = xasprintf("%s/msg/%s", test_account_dir, name);
+	TEST_INT(link(s3, dest), 0);
+	TEST_INT(store_open(test_data, ACCOUNT, &store, &err), 0);
+	TEST_INT(store_deliver(store, s3, "Q3/" ACCOUNT, "inbox", &err), 1);
+	TEST_INT(test_nlink(s3), 2);
+	TEST_INT(store_count(store, "INBOX", &n), 0);
+	TEST_INT(n, 3);
+	/* Same id into another mailbox: still the one delivery. */
+	TEST_INT(store_deliver(store, s3, "Q3/" ACCOUNT, "Junk", &err), 0);
+	TEST_INT(test_nlink(s3), 2);
+	store_close(&store);
+	TEST_INT(test_sql_int("SELECT max(uid) FROM messages"), 3);
+	free(dest);
+	free(s3);
+}
+
+/* /dev/shm is another file system here: link() fails with EXDEV. */
+static void
+test_copy(void)
+{
+	char spool[] = "/dev/shm/mf-test-store-XXXXXX";
+	struct store_mailbox_status st;
+	struct store *store;
+	const char *err = NULL;
+	int fd = mkstemp(spool);
+
+	if (fd < 0) {
+		fprintf(stderr, "test_copy: no /dev/shm, skipped\n");
+		return;
+	}
+	TEST_INT(write(fd, MSG2, strlen(MSG2)), strlen(MSG2));
+	close(fd);
+	TEST_INT(store_open(test_data, ACCOUNT, &store, &err), 0);
+	TEST_INT(store_deliver(store, spool, "Q4/" ACCOUNT, "Junk", &err), 1);
+	TEST_INT(store_deliver(store, spool, "Q4/" ACCOUNT, "Junk", &err), 0);
+	TEST_INT(store_mailbox_status(store, "Junk", &st), 1);
+	TEST_INT(st.messages, 1);
+	TEST_INT(st.uidnext, 2);
+	/* A second copy onto an existing name keeps the first. */
+	fd = open(spool, O_RDONLY);
+	TEST_INT(store_file_copy(store, fd, "dcopy", &err), 0);
+	TEST_INT(store_file_copy(store, fd, "dcopy", &err), 0);
+	close(fd);
+	store_close(&store);
+	TEST_INT(test_nlink(spool), 1);
+	TEST_INT(test_sql_int("SELECT size FROM messages m JOIN mailboxes b"
+	    " ON b.id = m.mailbox_id WHERE b.name = 'Junk'"), strlen(MSG2));
+	unlink(spool);
+}
+
+static void
+test_reopen(void)
+{
+	struct store_mailbox_status st;
+	struct store *store;
+	const char *err = NULL;
+	long long uidvalidity;
+
+	uidvalidity = test_sql_int("SELECT uidvalidity FROM mailboxes"
+	    " WHERE name = 'INBOX'");
+	TEST_INT(store_open(test_data, ACCOUNT, &store, &err), 0);
+	TEST_INT(store_mailbox_status(store, "INBOX", &st), 1);
+	TEST_INT(st.uidvalidity, uidvalidity);
+	TEST_INT(st.uidnext, 4);
+	TEST_INT(st.messages, 3);
+	store_close(&store);
+	TEST_INT(test_sql_int("SELECT count(*) FROM mailboxes"), 6);
+	TEST_INT(test_msg_files("tmp."), 0);
+	/* Four deliveries, one test copy, nothing else. */
+	TEST_INT(test_msg_files("d"), 5);
+}
+
+int
+main(void)
+{
+	char *spool_dir;
+
+	if (mkdtemp(test_root) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_data = xasprintf("%s/var/data", test_root);
+	test_account_dir = xasprintf("%s/mail/example.test/alice",
+	    test_data);
+	spool_dir = xasprintf("%s/spool", test_root);
+	if (mkdir(spool_dir, 0700) < 0) {
+		perror("mkdir");
+		return 1;
+	}
+	test_accounts();
+	test_open_new();
+	test_deliver(spool_dir);
+	test_crash_retry(spool_dir);
+	test_copy();
+	test_reopen();
+	nftw(test_root, test_rm, 16, FTW_DEPTH | FTW_PHYS);
+	free(spool_dir);
+	free(test_account_dir);
+	free(test_data);
+	return test_done("store");
+}
