@@ -77,8 +77,12 @@ smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 	const char *args;
 	char esc[LOG_ESCAPE_BUF];
 
+	verb = SMTP_VERB_UNKNOWN;
 	if (smtp_parse_command(line, len, &verb, &args) < 0) {
-		smtp_reply_error(s, "500 5.5.2 Invalid characters in command");
+		smtp_reply_error(s, verb == SMTP_VERB_MAIL ?
+		    "501 5.5.4 Syntax: MAIL FROM:<address>" :
+		    verb == SMTP_VERB_RCPT ? "501 5.5.4 Syntax: RCPT TO:<address>" :
+		    "500 5.5.2 Invalid characters in command");
 		return;
 	}
 	for (size_t i = 0; i < MF_ARRAY_LEN(smtp_cmds); i++)
