@@ -21,8 +21,17 @@
 #define RUNNER_BATCH 500	/* recipients per pass */
 #define RUNNER_TICK_MS 1000	/* wake up at least this often */
 
+#define RUNNER_STORE_CACHE 32	/* stores kept open during a pass */
+
+struct runner_store {
+	char *account;
+	struct store *store;
+};
+
 struct runner {
 	const struct config *cfg;
+	struct runner_store cache[RUNNER_STORE_CACHE];
+	size_t ncache;
 	sqlite3 *db;
 	sqlite3_stmt *due, *mark, *fail, *left, *del;
 };
@@ -76,29 +85,70 @@ runner_step(sqlite3_stmt *s)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Removes the message when nothing is pending for it any more. */
-static void
+/* Removes the message row when nothing is pending for it any more;
+ * true when the spool file may go once the transaction commits. */
+static bool
 runner_finish_msg(struct runner *r, const char *id)
 {
 	int64_t left = 1;
-	char *path;
 
 	sqlite3_bind_text(r->left, 1, id, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(r->left) == SQLITE_ROW)
 		left = sqlite3_column_int64(r->left, 0);
 	sqlite3_reset(r->left);
 	if (left != 0)
-		return;
+		return false;
 	sqlite3_bind_text(r->del, 1, id, -1, SQLITE_TRANSIENT);
 	if (runner_step(r->del) < 0) {
 		log_warnx("queue: cannot delete %s: %s", id,
 		    sqlite3_errmsg(r->db));
-		return;
+		return false;
 	}
-	path = xasprintf("%s/spool/msg/%s", r->cfg->data_dir, id);
+	return true;
+}
+
+static void
+runner_unlink(struct runner *r, const char *id)
+{
+	char *path = xasprintf("%s/spool/msg/%s", r->cfg->data_dir, id);
+
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("unlink %s", path);
 	free(path);
+}
+
+/* An open store for account, from the pass cache; NULL and *err_r. */
+static struct store *
+runner_store(struct runner *r, const char *account, const char **err_r)
+{
+	struct store *st = NULL;
+
+	for (size_t i = 0; i < r->ncache; i++)
+		if (strcmp(r->cache[i].account, account) == 0)
+			return r->cache[i].store;
+	if (store_open(r->cfg->data_dir, account, &st, err_r) < 0)
+		return NULL;
+	if (r->ncache == RUNNER_STORE_CACHE) {
+		store_close(&r->cache[0].store);
+		free(r->cache[0].account);
+		memmove(&r->cache[0], &r->cache[1],
+		    (RUNNER_STORE_CACHE - 1) * sizeof(r->cache[0]));
+		r->ncache--;
+	}
+	r->cache[r->ncache].account = xstrdup(account);
+	r->cache[r->ncache].store = st;
+	r->ncache++;
+	return st;
+}
+
+static void
+runner_close_stores(struct runner *r)
+{
+	for (size_t i = 0; i < r->ncache; i++) {
+		store_close(&r->cache[i].store);
+		free(r->cache[i].account);
+	}
+	r->ncache = 0;
 }
 
 static void
@@ -107,14 +157,12 @@ runner_deliver_one(struct runner *r, const char *id, const char *rcpt,
 {
 	char *path = xasprintf("%s/spool/msg/%s", r->cfg->data_dir, id);
 	char *did = xasprintf("%s/%s", id, rcpt);
-	struct store *st = NULL;
+	struct store *st;
 	const char *err = NULL;
 	int rc = -1;
 
-	if (store_open(r->cfg->data_dir, rcpt, &st, &err) == 0) {
+	if ((st = runner_store(r, rcpt, &err)) != NULL)
 		rc = store_deliver(st, path, did, "INBOX", &err);
-		store_close(&st);
-	}
 	if (rc >= 0) {
 		sqlite3_bind_text(r->mark, 1, id, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(r->mark, 2, rcpt, -1, SQLITE_TRANSIENT);
@@ -146,7 +194,9 @@ runner_pass(struct runner *r)
 {
 	char (*ids)[QUEUE_ID_LEN + 1] = xcalloc(RUNNER_BATCH, sizeof(*ids));
 	char **rcpts = xcalloc(RUNNER_BATCH, sizeof(char *));
+	bool *gone = xcalloc(RUNNER_BATCH, sizeof(bool));
 	int n = 0, delivered = 0;
+	bool committed;
 
 	sqlite3_bind_int64(r->due, 1, (sqlite3_int64)time(NULL));
 	sqlite3_bind_int(r->due, 2, RUNNER_BATCH);
@@ -158,13 +208,30 @@ runner_pass(struct runner *r)
 		n++;
 	}
 	sqlite3_reset(r->due);
+	/* One queue transaction per pass: the store is idempotent, so a
+	 * crash before COMMIT only repeats deliveries that are skipped. */
+	if (n > 0 && sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		log_warnx("queue: %s", sqlite3_errmsg(r->db));
 	for (int i = 0; i < n; i++)
 		runner_deliver_one(r, ids[i], rcpts[i], &delivered);
 	for (int i = 0; i < n; i++) {
 		if (i + 1 == n || strcmp(ids[i], ids[i + 1]) != 0)
-			runner_finish_msg(r, ids[i]);
+			gone[i] = runner_finish_msg(r, ids[i]);
 		free(rcpts[i]);
 	}
+	committed = n > 0 && sqlite3_exec(r->db, "COMMIT", NULL, NULL,
+	    NULL) == SQLITE_OK;
+	if (n > 0 && !committed) {
+		log_warnx("queue: commit: %s", sqlite3_errmsg(r->db));
+		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	/* Spool files go only after the queue forgot them. */
+	for (int i = 0; i < n && committed; i++)
+		if (gone[i])
+			runner_unlink(r, ids[i]);
+	runner_close_stores(r);
+	free(gone);
 	free(rcpts);
 	free(ids);
 	return n;
