@@ -232,16 +232,24 @@ class Server:
     def messages(self, addr):
         """Raw messages in addr's INBOX, in UID order."""
         db = os.path.join(self.store_dir(addr), "index.db")
-        if not os.path.exists(db):
-            return []
-        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
-        try:
-            rows = con.execute(
-                "SELECT m.file FROM messages m JOIN mailboxes b ON "
-                "b.id = m.mailbox_id WHERE b.name = 'INBOX' "
-                "ORDER BY m.uid").fetchall()
-        finally:
-            con.close()
+        for attempt in range(50):
+            if not os.path.exists(db):
+                return []
+            con = sqlite3.connect("file:%s?mode=ro" % db, uri=True,
+                                  timeout=10)
+            try:
+                rows = con.execute(
+                    "SELECT m.file FROM messages m JOIN mailboxes b ON "
+                    "b.id = m.mailbox_id WHERE b.name = 'INBOX' "
+                    "ORDER BY m.uid").fetchall()
+                break
+            except sqlite3.OperationalError:
+                # the store is being created right now
+                time.sleep(0.1)
+            finally:
+                con.close()
+        else:
+            raise RuntimeError("cannot read store of " + addr)
         out = []
         for (name,) in rows:
             with open(os.path.join(self.store_dir(addr), "msg", name),

@@ -77,7 +77,7 @@ static const struct cfg_row cfg_rows[] = {
 { "tls", "profile", CFG_PROFILE, "intermediate", 0, 0, OFF(tls_profile),
   "intermediate (TLS 1.2+1.3, Mozilla ciphers) or modern (TLS 1.3)" },
 { "accounts", "users", CFG_PATH, "", 0, 0, OFF(users_file),
-  "postfix-accounts.cf (user@domain|{SCHEME}hash)" },
+  "postfix-accounts.cf (user@domain\\|{SCHEME}hash lines)" },
 { "accounts", "aliases", CFG_PATH, "", 0, 0, OFF(aliases_file),
   "postfix-virtual.cf (alias target[,target...])" },
 { "accounts", "subaddress_delimiter", CFG_CHAR, "+", 0, 0,

@@ -69,6 +69,36 @@ smtp_tls_required(const struct smtp_session *s)
 	return s->kind == LISTENER_SUBMISSION && !conn_is_tls(s->conn);
 }
 
+/*
+ * A refused BDAT still announced a chunk: its bytes are data, never
+ * commands (RFC 3030 §2), so they are skipped to stay in sync.
+ */
+static void
+smtp_skip_bdat_chunk(struct smtp_session *s, const char *args)
+{
+	uint64_t size;
+	bool last;
+
+	if (s->state == SMTP_ST_CLOSING)
+		return;
+	if (smtp_parse_bdat(args, &size, &last) < 0) {
+		smtp_close_after_reply(s);
+		return;
+	}
+	s->bdat_left = size;
+	s->resume_state = s->state;
+	smtp_set_state(s, SMTP_ST_BDAT);
+}
+
+static void
+smtp_refuse(struct smtp_session *s, enum smtp_verb verb, const char *args,
+    const char *reply)
+{
+	smtp_reply_error(s, "%s", reply);
+	if (verb == SMTP_VERB_BDAT)
+		smtp_skip_bdat_chunk(s, args);
+}
+
 void
 smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
@@ -103,17 +133,19 @@ smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 		return;
 	}
 	if (!(cmd->flags & CMD_PRE_TLS) && smtp_tls_required(s)) {
-		smtp_reply_error(s, "530 5.7.0 Must issue a STARTTLS command "
-		    "first");
+		smtp_refuse(s, verb, args, "530 5.7.0 Must issue a STARTTLS "
+		    "command first");
 		return;
 	}
 	if ((cmd->flags & CMD_NEED_HELO) && s->state == SMTP_ST_HELO) {
-		smtp_reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+		smtp_refuse(s, verb, args, "503 5.5.1 Error: send HELO/EHLO "
+		    "first");
 		return;
 	}
 	if ((cmd->flags & CMD_NEED_AUTH) && smtp_is_submission(s) &&
 	    s->auth_user == NULL) {
-		smtp_reply_error(s, "530 5.7.0 Authentication required");
+		smtp_refuse(s, verb, args, "530 5.7.0 Authentication "
+		    "required");
 		return;
 	}
 	cmd->handler(s, args);
