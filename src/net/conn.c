@@ -39,6 +39,8 @@ struct conn {
 	bool want_drained;
 	bool closed;
 	bool timed_out;
+	unsigned cur_timeout;		/* seconds, as armed */
+	struct event *idle_ev;
 	bool finishing;			/* send close_notify before drained */
 	bool wait_under;		/* drained above, waiting below */
 	struct event *drain_ev;		/* deferred on_drained (TLS) */
@@ -88,12 +90,33 @@ conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
 	conn_addr_text(sa, c->peer_addr, sizeof(c->peer_addr));
 }
 
+/*
+ * Our own idle timer, re-armed on every read and every drained write:
+ * libevent's bufferevent timeouts are not re-armed reliably under an
+ * OpenSSL filter.
+ */
 static void
 conn_apply_timeout(struct conn *c, unsigned secs)
 {
 	struct timeval tv = { .tv_sec = secs };
 
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	c->cur_timeout = secs;
+	evtimer_add(c->idle_ev, &tv);
+}
+
+static void
+conn_touch(struct conn *c)
+{
+	if (!c->closed)
+		conn_apply_timeout(c, c->cur_timeout);
+}
+
+static void
+conn_on_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_bev_event(c->bev, BEV_EVENT_TIMEOUT, c);
 }
 
 static void
@@ -102,6 +125,7 @@ conn_closed(struct conn *c, const char *why)
 	if (c->closed)
 		return;
 	c->closed = true;
+	evtimer_del(c->idle_ev);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	c->ops->on_close(c->ctx, why);
 }
@@ -149,6 +173,10 @@ conn_ready(struct conn *c)
 	} else {
 		c->ops->on_tls(c->ctx);
 	}
+	/* Input that came with the end of the handshake (or after the
+	 * PROXY header) is not announced again by libevent. */
+	if (!c->closed && evbuffer_get_length(bufferevent_get_input(c->bev)))
+		c->ops->on_read(c->ctx);
 }
 
 static void
@@ -179,8 +207,6 @@ conn_read_proxy(struct conn *c)
 		return;
 	}
 	conn_ready(c);
-	if (evbuffer_get_length(in) > 0 && !c->closed)
-		c->ops->on_read(c->ctx);
 }
 
 static void
@@ -190,6 +216,7 @@ conn_bev_read(struct bufferevent *bev, void *arg)
 
 	if (c->closed)
 		return;
+	conn_touch(c);
 	if (c->phase == CONN_PH_PROXY) {
 		conn_read_proxy(c);
 		return;
@@ -235,7 +262,10 @@ conn_bev_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->closed || !c->want_drained)
+	if (c->closed)
+		return;
+	conn_touch(c);
+	if (!c->want_drained)
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
@@ -299,7 +329,8 @@ conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
 	c->ctx = ctx;
 	c->timeout = 300;
 	c->drain_ev = event_new(base, -1, 0, conn_fire_drained, c);
-	if (c->drain_ev == NULL)
+	c->idle_ev = evtimer_new(base, conn_on_idle, c);
+	if (c->drain_ev == NULL || c->idle_ev == NULL)
 		fatalx("event_new failed");
 	conn_set_peer(c, peer, peer_len);
 	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0) {
@@ -318,11 +349,13 @@ conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
 		if (conn_start_tls(c, tls) < 0) {
 			bufferevent_free(c->bev);
 			event_free(c->drain_ev);
+			event_free(c->idle_ev);
 			free(c);
 			return NULL;
 		}
 	} else {
 		c->phase = CONN_PH_OPEN;
+		conn_apply_timeout(c, c->timeout);
 	}
 	return c;
 }
@@ -347,6 +380,7 @@ conn_free(struct conn **cp)
 		    conn_under_out_cb, c);
 	bufferevent_free(c->bev);
 	event_free(c->drain_ev);
+	event_free(c->idle_ev);
 	free(c);
 	*cp = NULL;
 }
