@@ -42,6 +42,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -518,8 +519,13 @@ def sha512_crypt(pw):
 
 
 def run(cmd, check=True, **kw):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True, **kw)
+    # output through a file, not a pipe: a daemon that keeps the pipe open
+    # must not make us wait for EOF
+    with tempfile.TemporaryFile() as out:
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                           stderr=subprocess.STDOUT, **kw)
+        out.seek(0)
+        r.stdout = out.read().decode("utf-8", "replace")
     if check and r.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (
             " ".join(cmd), r.returncode, r.stdout.strip()[-2000:]))
@@ -527,6 +533,14 @@ def run(cmd, check=True, **kw):
 
 
 def pid_alive(pid):
+    """True while pid exists and is not a zombie (a daemon reparented to an
+    init that does not reap would otherwise look alive forever)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
         return True
@@ -737,8 +751,18 @@ class Dovecot:
                          "sock": self.socket_path})
 
     def start(self):
-        run(["dovecot", "-c", self.conf])
+        # dovecot daemonizes; its children must not inherit a pipe of ours
+        lf = open(self.logfile, "ab")
+        try:
+            rc = subprocess.call(["dovecot", "-c", self.conf],
+                                 stdin=subprocess.DEVNULL, stdout=lf,
+                                 stderr=lf)
+        finally:
+            lf.close()
         self.started = True
+        if rc != 0:
+            raise RuntimeError("dovecot exited %d:\n%s" % (
+                rc, tail(self.logfile)))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if os.path.exists(self.socket_path):
@@ -1005,7 +1029,8 @@ def print_table(cells, modes, sessions_list, servers, notes):
                 if c is None:
                     return "-"
                 t = "%.0f" % c["msgs_per_s"]
-                if c["errors"] or c.get("delivery_mismatch"):
+                if c.get("errors_all_runs", c["errors"]) or \
+                        c.get("delivery_mismatch_any_run"):
                     t += "!"
                 return t
             ratio = "-"
@@ -1020,7 +1045,7 @@ def print_table(cells, modes, sessions_list, servers, notes):
                 lat_str(pf)))
     print()
     print("checks (250s in the cell vs files delivered; errors; generator "
-          "CPU; system CPU busy in the window):")
+          "CPU; system CPU busy in the window, and in 0.5 s before it):")
     for srv in servers:
         for mode in modes:
             for s in sessions_list:
@@ -1028,7 +1053,8 @@ def print_table(cells, modes, sessions_list, servers, notes):
                 if c is None:
                     continue
                 print("  %-8s %-11s %3d: 250s %6d, delivered %6s%s, "
-                      "errors %d, pipelining %s, gen cpu %.1fs, busy %s%%"
+                      "errors %d, pipelining %s, gen cpu %.1fs, "
+                      "busy %s%% (before: %s%%)%s"
                       % (srv, mode, s, c["ok_total"],
                          fmt(c.get("delivered"), "%d"),
                          " (MISMATCH)" if c.get("delivery_mismatch") else "",
@@ -1036,7 +1062,11 @@ def print_table(cells, modes, sessions_list, servers, notes):
                          {True: "yes", False: "no", None: "-"}[
                              c["pipelining"]],
                          c["client_cpu_s"],
-                         fmt(c["system_cpu_busy_pct"], "%.0f")))
+                         fmt(c["system_cpu_busy_pct"], "%.0f"),
+                         fmt(c.get("background_busy_pct"), "%.0f"),
+                         "" if len(c.get("runs_msgs_per_s", [])) < 2 else
+                         ", runs " + "/".join(
+                             "%.0f" % x for x in c["runs_msgs_per_s"])))
                 for e in c["error_samples"][:3]:
                     print("      error: %s" % e)
     for n in notes:
@@ -1060,6 +1090,8 @@ def main():
                     help="benchmark only one server")
     ap.add_argument("--size", type=int, default=4096,
                     help="message size in bytes (default 4096)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per cell; the table shows the median run")
     ap.add_argument("--per-proc", type=int, default=10,
                     help="sessions per load-generator process (default 10)")
     ap.add_argument("--no-pipelining", action="store_true",
@@ -1112,6 +1144,7 @@ def main():
     def on_term(signum, frame):
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     # stop leftovers of an interrupted earlier run before wiping the dir
     old_pf = os.path.join(work, "postfix", "etc")
@@ -1130,7 +1163,7 @@ def main():
     os.makedirs(work)
     os.chmod(work, 0o755)
 
-    cells = {}
+    runs = {}
     try:
         cert, key = make_cert(work)
 
@@ -1186,59 +1219,83 @@ def main():
         if not active:
             raise RuntimeError("no server could be started")
 
-        # cells interleaved: for each mode and session count, each server
         expected = {name: srv.delivered() for name, srv in active.items()}
+
+        def one_run(name, srv, mode, s, rep):
+            auth = (mode == "submissions" and srv.auth)
+            sender = USER if mode == "submissions" else REMOTE_SENDER
+            spec = {"host": HOST, "port": srv.ports[mode],
+                    "tls": mode == "submissions", "auth": auth,
+                    "user": USER, "password": PASSWORD,
+                    "sender": sender, "rcpt": USER,
+                    "size": args.size, "warmup": args.warmup,
+                    "seconds": args.seconds,
+                    "pipelining": not args.no_pipelining,
+                    "timeout": 30.0}
+            # how busy the machine is before we start (other load)
+            c0 = cpu_times()
+            time.sleep(0.5)
+            c1 = cpu_times()
+            tot, idle = c1[0] - c0[0], c1[1] - c0[1]
+            bg = (100.0 * (tot - idle) / tot) if tot else None
+            log("%s %s %d sessions%s ..." % (
+                name, mode, s, " (run %d)" % (rep + 1)
+                if args.repeat > 1 else ""))
+            m = run_cell(spec, s, args.per_proc)
+            m["server"], m["mode"], m["auth"] = name, mode, auth
+            m["background_busy_pct"] = bg
+            expected[name] += m["ok_total"]
+            t0 = time.monotonic()
+            got = srv.delivered()
+            while got < expected[name] and \
+                    time.monotonic() - t0 < args.drain_timeout:
+                time.sleep(0.25)
+                got = srv.delivered()
+            before = expected[name] - m["ok_total"]
+            m["delivered"] = got - before
+            m["drain_s"] = round(time.monotonic() - t0, 2)
+            m["delivery_mismatch"] = got != expected[name]
+            if got != expected[name]:
+                # resynchronise so later cells are judged alone
+                expected[name] = got
+            log("  %.0f msg/s, p50 %s ms, p99 %s ms, errors %d, "
+                "delivered %d/%d (drain %.1fs), busy before %s%%" % (
+                    m["msgs_per_s"], fmt(m["p50_ms"], "%.2f"),
+                    fmt(m["p99_ms"], "%.2f"), m["errors"],
+                    m["delivered"], m["ok_total"], m["drain_s"],
+                    fmt(bg, "%.0f")))
+            return m
+
+        # interleaved: for each mode and session count, each server in turn,
+        # alternating which goes first (ABBA) so drift hits both alike
+        turn = 0
         for mode in modes:
             for s in sessions_list:
-                for name in servers:
-                    srv = active.get(name)
-                    if srv is None:
-                        continue
-                    auth = (mode == "submissions" and srv.auth)
-                    sender = USER if mode == "submissions" else REMOTE_SENDER
-                    spec = {"host": HOST, "port": srv.ports[mode],
-                            "tls": mode == "submissions", "auth": auth,
-                            "user": USER, "password": PASSWORD,
-                            "sender": sender, "rcpt": USER,
-                            "size": args.size, "warmup": args.warmup,
-                            "seconds": args.seconds,
-                            "pipelining": not args.no_pipelining,
-                            "timeout": 30.0}
-                    log("%s %s %d sessions ..." % (name, mode, s))
-                    try:
-                        m = run_cell(spec, s, args.per_proc)
-                    except Exception as e:
-                        log("%s %s %d: %s" % (name, mode, s, e))
-                        notes.append("%s %s %d sessions failed: %s" % (
-                            name, mode, s, e))
-                        continue
-                    m["server"], m["mode"], m["auth"] = name, mode, auth
-                    expected[name] += m["ok_total"]
-                    t0 = time.monotonic()
-                    got = srv.delivered()
-                    while got < expected[name] and \
-                            time.monotonic() - t0 < args.drain_timeout:
-                        time.sleep(0.25)
-                        got = srv.delivered()
-                    before = expected[name] - m["ok_total"]
-                    m["delivered"] = got - before
-                    m["drain_s"] = round(time.monotonic() - t0, 2)
-                    m["delivery_mismatch"] = got != expected[name]
-                    if got != expected[name]:
-                        # resynchronise so later cells are judged alone
-                        expected[name] = got
-                    cells[(name, mode, s)] = m
-                    log("  %.0f msg/s, p50 %s ms, p99 %s ms, errors %d, "
-                        "delivered %d/%d (drain %.1fs)" % (
-                            m["msgs_per_s"], fmt(m["p50_ms"], "%.2f"),
-                            fmt(m["p99_ms"], "%.2f"), m["errors"],
-                            m["delivered"], m["ok_total"], m["drain_s"]))
-                    if name == "mailfort" and srv.proc.poll() is not None:
-                        msg = "mailfort exited (%s) during %s/%d:\n%s" % (
-                            srv.proc.returncode, mode, s, tail(srv.logfile))
-                        log(msg)
-                        notes.append(msg.splitlines()[0])
-                        del active[name]
+                for rep in range(args.repeat):
+                    order = list(servers)
+                    if turn % 2:
+                        order.reverse()
+                    turn += 1
+                    for name in order:
+                        srv = active.get(name)
+                        if srv is None:
+                            continue
+                        try:
+                            m = one_run(name, srv, mode, s, rep)
+                        except Exception as e:
+                            log("%s %s %d: %s" % (name, mode, s, e))
+                            notes.append("%s %s %d sessions failed: %s" % (
+                                name, mode, s, e))
+                            continue
+                        runs.setdefault((name, mode, s), []).append(m)
+                        if name == "mailfort" and \
+                                srv.proc.poll() is not None:
+                            msg = "mailfort exited (%s) during %s/%d:\n%s" % (
+                                srv.proc.returncode, mode, s,
+                                tail(srv.logfile))
+                            log(msg)
+                            notes.append(msg.splitlines()[0])
+                            del active[name]
     except KeyboardInterrupt:
         log("interrupted; stopping servers")
         notes.append("run interrupted")
@@ -1257,6 +1314,23 @@ def main():
             for srv in cleanup_list:
                 srv.cleanup_data()
 
+    # per cell, the run with the median throughput (all runs go to JSON)
+    cells = {}
+    for k, lst in runs.items():
+        srt = sorted(lst, key=lambda m: m["msgs_per_s"])
+        c = dict(srt[(len(srt) - 1) // 2])
+        c["runs_msgs_per_s"] = [m["msgs_per_s"] for m in lst]
+        c["errors_all_runs"] = sum(m["errors"] for m in lst)
+        c["delivery_mismatch_any_run"] = any(m["delivery_mismatch"]
+                                             for m in lst)
+        cells[k] = c
+    noisy = sorted(set("%s/%s/%d" % k for k, lst in runs.items()
+                       if any((m.get("background_busy_pct") or 0) > 25
+                              for m in lst)))
+    if noisy:
+        notes.append("other load on the machine (>25%% CPU busy just "
+                     "before): %s; numbers there are less reliable" %
+                     ", ".join(noisy))
     pf = active.get("postfix")
     if pf is not None and pf.sasl and "submissions" in modes:
         notes.append("Postfix AUTH PLAIN via a private Dovecot auth "
@@ -1297,6 +1371,7 @@ def main():
             row["ratio"] = (mf["msgs_per_s"] / pfc["msgs_per_s"]
                             if mf and pfc and pfc["msgs_per_s"] else None)
             doc["cells"].append(row)
+    doc["runs"] = [m for k in sorted(runs) for m in runs[k]]
     with open(out, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -307,9 +307,10 @@ smtp_on_commit(void *arg, bool ok)
 		smtp_reply(s, "250 2.0.0 OK queued as %s", s->qid);
 	else
 		smtp_reply(s, "451 4.3.0 Error: queue file write error");
-	log_info("%s smtp %s id=%s from=<%s> nrcpt=%zu client=%s%s%s", s->sid,
-	    ok ? "queued" : "queue-failed", s->qid, s->mail.addr,
+	log_info("%s smtp %s id=%s from=<%s> nrcpt=%zu client=%s tls=%s%s%s",
+	    s->sid, ok ? "queued" : "queue-failed", s->qid, s->mail.addr,
 	    s->rcpt_count, conn_peer_addr(s->conn),
+	    conn_is_tls(s->conn) ? conn_tls_version(s->conn) : "no",
 	    s->auth_user ? " user=" : "", s->auth_user ? s->auth_user : "");
 	smtp_reset_transaction(s);
 	smtp_set_state(s, SMTP_ST_READY);
