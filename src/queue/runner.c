@@ -20,6 +20,7 @@
 
 #define RUNNER_BATCH 500	/* recipients per pass */
 #define RUNNER_TICK_MS 1000	/* wake up at least this often */
+#define RUNNER_GATHER_MS 10	/* after a wake-up, let a batch gather */
 
 #define RUNNER_STORE_CACHE 32	/* stores kept open during a pass */
 
@@ -49,7 +50,7 @@ runner_open(struct runner *r, const struct config *cfg)
 	}
 	if (sqlite3_prepare_v2(r->db, "SELECT msg_id, addr FROM recipient "
 	    "WHERE status = 0 AND local = 1 AND next_try <= ? "
-	    "ORDER BY msg_id LIMIT ?", -1, &r->due, NULL) != SQLITE_OK ||
+	    "ORDER BY addr, msg_id LIMIT ?", -1, &r->due, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "UPDATE recipient SET status = 1 "
 	    "WHERE msg_id = ? AND addr = ?", -1, &r->mark, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "UPDATE recipient SET attempts = "
@@ -151,41 +152,75 @@ runner_close_stores(struct runner *r)
 	r->ncache = 0;
 }
 
+/* The outcome of one delivery, recorded after all of a pass are done. */
+struct runner_result {
+	int rc;			/* store_deliver(): 1, 0 or -1 */
+	char *error;
+};
+
 static void
 runner_deliver_one(struct runner *r, const char *id, const char *rcpt,
-    int *delivered)
+    struct runner_result *res)
 {
 	char *path = xasprintf("%s/spool/msg/%s", r->cfg->data_dir, id);
 	char *did = xasprintf("%s/%s", id, rcpt);
 	struct store *st;
 	const char *err = NULL;
-	int rc = -1;
 
+	res->rc = -1;
 	if ((st = runner_store(r, rcpt, &err)) != NULL)
-		rc = store_deliver(st, path, did, "INBOX", &err);
-	if (rc >= 0) {
-		sqlite3_bind_text(r->mark, 1, id, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(r->mark, 2, rcpt, -1, SQLITE_TRANSIENT);
-		if (runner_step(r->mark) < 0)
-			log_warnx("queue: %s", sqlite3_errmsg(r->db));
+		res->rc = store_deliver(st, path, did, "INBOX", &err);
+	if (res->rc >= 0) {
 		log_info("%s local delivery to=<%s> result=%s", id, rcpt,
-		    rc == 1 ? "delivered" : "duplicate-skipped");
-		(*delivered)++;
+		    res->rc == 1 ? "delivered" : "duplicate-skipped");
 	} else {
-		int64_t next = (int64_t)time(NULL) +
-		    (int64_t)r->cfg->queue_retry_min;
 		log_warnx("%s local delivery to=<%s> result=deferred "
 		    "error=\"%s\"", id, rcpt, err ? err : "?");
-		sqlite3_bind_int64(r->fail, 1, next);
-		sqlite3_bind_text(r->fail, 2, err ? err : "?", -1,
-		    SQLITE_TRANSIENT);
-		sqlite3_bind_text(r->fail, 3, id, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(r->fail, 4, rcpt, -1, SQLITE_TRANSIENT);
-		if (runner_step(r->fail) < 0)
-			log_warnx("queue: %s", sqlite3_errmsg(r->db));
+		res->error = xstrdup(err ? err : "?");
 	}
 	free(did);
 	free(path);
+}
+
+/* All due messages of one recipient, in one store transaction. */
+static void
+runner_deliver_group(struct runner *r, char (*ids)[QUEUE_ID_LEN + 1],
+    const char *rcpt, struct runner_result *results, int n)
+{
+	const char *err = NULL;
+	struct store *st = runner_store(r, rcpt, &err);
+	bool batch = st != NULL && n > 1 && store_batch_begin(st, &err) == 0;
+
+	for (int i = 0; i < n; i++)
+		runner_deliver_one(r, ids[i], rcpt, &results[i]);
+	if (batch && store_batch_end(st, &err) < 0) {
+		log_warnx("local delivery to=<%s> result=deferred error=\"%s\""
+		    " messages=%d", rcpt, err, n);
+		for (int i = 0; i < n; i++) {
+			results[i].rc = -1;
+			free(results[i].error);
+			results[i].error = xstrdup(err);
+		}
+	}
+}
+
+static void
+runner_record(struct runner *r, const char *id, const char *rcpt,
+    struct runner_result *res)
+{
+	sqlite3_stmt *st = res->rc >= 0 ? r->mark : r->fail;
+	int k = 1;
+
+	if (res->rc < 0) {
+		sqlite3_bind_int64(st, k++, (int64_t)time(NULL) +
+		    (int64_t)r->cfg->queue_retry_min);
+		sqlite3_bind_text(st, k++, res->error, -1, SQLITE_TRANSIENT);
+	}
+	sqlite3_bind_text(st, k++, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, k, rcpt, -1, SQLITE_TRANSIENT);
+	if (runner_step(st) < 0)
+		log_warnx("queue: %s", sqlite3_errmsg(r->db));
+	x_free(&res->error);
 }
 
 /* One pass; returns recipients handled or -1. */
@@ -195,7 +230,9 @@ runner_pass(struct runner *r)
 	char (*ids)[QUEUE_ID_LEN + 1] = xcalloc(RUNNER_BATCH, sizeof(*ids));
 	char **rcpts = xcalloc(RUNNER_BATCH, sizeof(char *));
 	bool *gone = xcalloc(RUNNER_BATCH, sizeof(bool));
-	int n = 0, delivered = 0;
+	struct runner_result *results = xcalloc(RUNNER_BATCH,
+	    sizeof(*results));
+	int n = 0;
 	bool committed;
 
 	sqlite3_bind_int64(r->due, 1, (sqlite3_int64)time(NULL));
@@ -208,15 +245,26 @@ runner_pass(struct runner *r)
 		n++;
 	}
 	sqlite3_reset(r->due);
-	/* One queue transaction per pass: the store is idempotent, so a
-	 * crash before COMMIT only repeats deliveries that are skipped. */
+	/* Deliveries first, outside any queue transaction: the committers
+	 * of the workers must never wait for store fsyncs.  Then one short
+	 * transaction records the pass.  The store is idempotent, so a crash
+	 * before that COMMIT only repeats deliveries that are skipped. */
+	/* Rows come sorted by recipient: one store batch per recipient. */
+	for (int i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && strcmp(rcpts[i], rcpts[j]) == 0; j++)
+			;
+		runner_deliver_group(r, ids + i, rcpts[i], results + i, j - i);
+	}
 	if (n > 0 && sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL,
 	    NULL) != SQLITE_OK)
 		log_warnx("queue: %s", sqlite3_errmsg(r->db));
 	for (int i = 0; i < n; i++)
-		runner_deliver_one(r, ids[i], rcpts[i], &delivered);
+		runner_record(r, ids[i], rcpts[i], &results[i]);
 	for (int i = 0; i < n; i++) {
-		if (i + 1 == n || strcmp(ids[i], ids[i + 1]) != 0)
+		bool seen = false;
+		for (int k = 0; k < i && !seen; k++)
+			seen = strcmp(ids[k], ids[i]) == 0;
+		if (!seen)
 			gone[i] = runner_finish_msg(r, ids[i]);
 		free(rcpts[i]);
 	}
@@ -231,6 +279,7 @@ runner_pass(struct runner *r)
 		if (gone[i])
 			runner_unlink(r, ids[i]);
 	runner_close_stores(r);
+	free(results);
 	free(gone);
 	free(rcpts);
 	free(ids);
@@ -266,9 +315,13 @@ queue_runner_run(const struct config *cfg, int wake_fd, volatile int *stop)
 			n = runner_pass(&r);
 		} while (n == RUNNER_BATCH && !*stop);
 		struct pollfd pfd = { .fd = wake_fd, .events = POLLIN };
-		if (poll(&pfd, 1, RUNNER_TICK_MS) > 0)
+		if (poll(&pfd, 1, RUNNER_TICK_MS) > 0) {
+			/* One pass per burst, not per message: store and
+			 * queue fsyncs are shared by what arrived meanwhile. */
+			poll(NULL, 0, RUNNER_GATHER_MS);
 			while (read(wake_fd, drain, sizeof(drain)) > 0)
 				;
+		}
 	}
 	runner_close(&r);
 	log_info("queue runner stopped");

@@ -168,7 +168,7 @@ store_dirs(struct store *store, const char *data_dir, const char **error_r)
 	char *local = xstrdup(store->account);
 	char *domain = strchr(local, '@');
 	const char *names[] = { "mail", domain + 1, local, "msg" };
-	int fd, next, ret = 0;
+	int fd, next = -1, ret = 0;
 
 	*domain = '\0';
 	if (store_mkdir_p(store, data_dir, error_r) < 0) {

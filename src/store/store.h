@@ -74,6 +74,16 @@ int store_deliver(struct store *store, const char *spool_path,
     const char *delivery_id, const char *mailbox, const char **error_r)
     MF_WUR;
 
+/*
+ * Batched delivery: between begin and end, store_deliver() calls share
+ * one transaction and one directory fsync.  Their return values are
+ * provisional: only when store_batch_end() returns 0 are they stored;
+ * -1 means none of them is (they may be retried, delivery ids keep
+ * that safe).
+ */
+int store_batch_begin(struct store *store, const char **error_r) MF_WUR;
+int store_batch_end(struct store *store, const char **error_r) MF_WUR;
+
 /* Number of messages in mailbox (tests, CLI).  -1 on error. */
 int store_count(struct store *store, const char *mailbox, uint64_t *count_r)
     MF_WUR;

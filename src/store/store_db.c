@@ -149,7 +149,7 @@ store_db_mailbox_add(struct store *store, const char *name,
     const char *special_use, const char **error_r)
 {
 	sqlite3_stmt *stmt;
-	int64_t last, v = (int64_t)time(NULL);
+	int64_t last = 0, v = (int64_t)time(NULL);
 	int rc;
 
 	if (store_db_int(store, "SELECT value FROM meta"
@@ -206,7 +206,7 @@ store_db_create(struct store *store, const char **error_r)
 static int
 store_db_schema(struct store *store, const char **error_r)
 {
-	int64_t version;
+	int64_t version = 0;
 	int ret = 0;
 
 	if (store_db_exec(store, "BEGIN IMMEDIATE", "begin", error_r) < 0)
@@ -237,7 +237,7 @@ store_db_schema(struct store *store, const char **error_r)
 static int
 store_db_settings(struct store *store, const char **error_r)
 {
-	int64_t ignored;
+	int64_t ignored = 0;
 	const char *mode;
 	sqlite3_stmt *stmt;
 	int rc;

@@ -106,9 +106,11 @@ store_deliver_commit(struct store *store, const char *file, uint64_t size,
 	struct store_mbox mbox;
 	int ret;
 
-	store_stmt(store, STORE_STMT_BEGIN);
-	if (store_stmt_exec(store, STORE_STMT_BEGIN, error_r) < 0)
-		return -1;
+	if (!store->batch) {
+		store_stmt(store, STORE_STMT_BEGIN);
+		if (store_stmt_exec(store, STORE_STMT_BEGIN, error_r) < 0)
+			return -1;
+	}
 	ret = store_delivery_get(store, delivery_id, stored, error_r);
 	if (ret == 0) {
 		ret = store_mbox_get(store, mailbox, &mbox, error_r);
@@ -117,7 +119,7 @@ store_deliver_commit(struct store *store, const char *file, uint64_t size,
 		else if (ret == 1)
 			ret = store_deliver_insert(store, &mbox, file, size,
 			    delivery_id, error_r);
-		if (ret == 0) {
+		if (ret == 0 && !store->batch) {
 			store_stmt(store, STORE_STMT_COMMIT);
 			ret = store_stmt_exec(store, STORE_STMT_COMMIT,
 			    error_r);
@@ -130,7 +132,43 @@ store_deliver_commit(struct store *store, const char *file, uint64_t size,
 		    unlinkat(store->msg_fd, file, 0) == -1)
 			log_warn("store %s: unlink %s", store->account, file);
 	}
-	if (ret != 1)
+	if (ret < 0 && store->batch)
+		store->batch_failed = true;	/* the whole batch rolls back */
+	else if (ret != 1 && !store->batch)
+		store_tx_rollback(store);
+	return ret;
+}
+
+int
+store_batch_begin(struct store *store, const char **error_r)
+{
+	xassert(!store->batch);
+	store_stmt(store, STORE_STMT_BEGIN);
+	if (store_stmt_exec(store, STORE_STMT_BEGIN, error_r) < 0)
+		return -1;
+	store->batch = true;
+	store->batch_failed = false;
+	store->dir_dirty = false;
+	return 0;
+}
+
+int
+store_batch_end(struct store *store, const char **error_r)
+{
+	int ret = 0;
+
+	xassert(store->batch);
+	store->batch = false;
+	if (store->batch_failed)
+		ret = store_fail(store, error_r, "a delivery of the batch "
+		    "failed");
+	else if (store->dir_dirty && fsync(store->msg_fd) == -1)
+		ret = store_fail_errno(store, error_r, "fsync msg directory");
+	if (ret == 0) {
+		store_stmt(store, STORE_STMT_COMMIT);
+		ret = store_stmt_exec(store, STORE_STMT_COMMIT, error_r);
+	}
+	if (ret < 0)
 		store_tx_rollback(store);
 	return ret;
 }

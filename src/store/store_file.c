@@ -168,8 +168,11 @@ store_file_place(struct store *store, const char *spool_path,
 	if (!S_ISREG(dst.st_mode) || dst.st_size != sst.st_size)
 		return store_fail(store, error_r,
 		    "message file %s exists and differs", name);
-	/* The new directory entry must be on disk before the row is. */
-	if (fsync(store->msg_fd) == -1)
+	/* The new directory entry must be on disk before the row is; a
+	 * batch fsyncs once before its COMMIT. */
+	if (store->batch)
+		store->dir_dirty = true;
+	else if (fsync(store->msg_fd) == -1)
 		return store_fail_errno(store, error_r, "fsync msg directory");
 	*size_r = (uint64_t)dst.st_size;
 	return 0;

@@ -41,6 +41,9 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[STORE_STMT_MAX];
 	char error[STORE_ERROR_MAX];	/* what *error_r points to */
+	bool batch;		/* inside store_batch_begin/end */
+	bool batch_failed;	/* a delivery of the batch failed */
+	bool dir_dirty;		/* msg/ needs its fsync before COMMIT */
 };
 
 /* One mailboxes row as the delivery path needs it. */

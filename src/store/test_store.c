@@ -299,6 +299,43 @@ test_reopen(void)
 	TEST_INT(test_msg_files("d"), 5);
 }
 
+/* A batch: provisional until its end; a failed one stores nothing. */
+static void
+test_batch(const char *spool_dir)
+{
+	char *s1 = xasprintf("%s/b1", spool_dir);
+	char *s2 = xasprintf("%s/b2", spool_dir);
+	struct store *store;
+	const char *err = NULL;
+	uint64_t n;
+
+	test_write(s1, MSG1);
+	test_write(s2, MSG2);
+	TEST_INT(store_open(test_data, "bob@example.test", &store, &err), 0);
+	TEST_INT(store_batch_begin(store, &err), 0);
+	TEST_INT(store_deliver(store, s1, "B1/bob", "INBOX", &err), 1);
+	TEST_INT(store_deliver(store, s2, "B2/bob", "INBOX", &err), 1);
+	TEST_INT(store_deliver(store, s1, "B1/bob", "INBOX", &err), 0);
+	TEST_INT(store_batch_end(store, &err), 0);
+	TEST_INT(store_count(store, "INBOX", &n), 0);
+	TEST_INT(n, 2);
+	/* a failing delivery inside a batch rolls the batch back */
+	TEST_INT(store_batch_begin(store, &err), 0);
+	TEST_INT(store_deliver(store, s1, "B3/bob", "INBOX", &err), 1);
+	TEST_INT(store_deliver(store, s1, "B4/bob", "Nope", &err), -1);
+	store->batch_failed = true;	/* as a failed commit step would */
+	TEST_INT(store_batch_end(store, &err), -1);
+	TEST_INT(store_count(store, "INBOX", &n), 0);
+	TEST_INT(n, 2);
+	/* and the retry outside a batch works */
+	TEST_INT(store_deliver(store, s1, "B3/bob", "INBOX", &err), 1);
+	TEST_INT(store_count(store, "INBOX", &n), 0);
+	TEST_INT(n, 3);
+	store_close(&store);
+	free(s1);
+	free(s2);
+}
+
 int
 main(void)
 {
@@ -322,6 +359,7 @@ main(void)
 	test_crash_retry(spool_dir);
 	test_copy();
 	test_reopen();
+	test_batch(spool_dir);
 	nftw(test_root, test_rm, 16, FTW_DEPTH | FTW_PHYS);
 	free(spool_dir);
 	free(test_account_dir);
