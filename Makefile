@@ -4,7 +4,7 @@
 PYTHON ?= /usr/bin/python3
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit pytest fuzz bench install clean
+.PHONY: all deps run test unit pytest fuzz fuzz-replay bench install clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -32,7 +32,16 @@ test:
 	$(MAKE) build-test/build.ninja
 	ninja -C build-test
 	meson test -C build-test --print-errorlogs
+	$(MAKE) fuzz-replay
 	MAILFORT_BIN=$(CURDIR)/build-test/mailfort $(PYTHON) -m pytest -q tests
+
+# Every fuzz target over its seed corpus, no fuzzing: a deterministic
+# regression check that make test can afford.
+fuzz-replay:
+	@scripts/deps.sh fuzz
+	$(MAKE) build-fuzz/build.ninja
+	ninja -C build-fuzz
+	scripts/fuzz.sh build-fuzz 0
 
 unit: build-test/build.ninja
 	ninja -C build-test

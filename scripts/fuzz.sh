@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every libFuzzer target of a build for a while, each on a throwaway
 # copy of its seed corpus (new corpus files never land in the repo).
-# Usage: scripts/fuzz.sh BUILD_DIR SECONDS
+# Usage: scripts/fuzz.sh BUILD_DIR SECONDS   (0: replay the corpus only)
 # Target BUILD_DIR/fuzz_NAME uses fuzz/NAME.dict and fuzz/corpus/NAME, where
 # NAME is also tried without its first "_word" suffix (fuzz_smtp_parse ->
 # smtp.dict, corpus/smtp) when the full name has none.
@@ -52,7 +52,13 @@ for bin in "$build"/fuzz_*; do
 	if [ -n "$seeds" ]; then
 		cp -R "$seeds"/. "$corpus"/
 	fi
-	set -- -max_total_time="$secs" -timeout=10 \
+	# SECONDS 0: replay the seed corpus only (-runs=0), no fuzzing.
+	if [ "$secs" -eq 0 ]; then
+		limit=-runs=0
+	else
+		limit=-max_total_time="$secs"
+	fi
+	set -- "$limit" -timeout=10 \
 	    -artifact_prefix="$work/artifacts-$name/"
 	[ -n "$dict" ] && set -- "$@" -dict="$dict"
 	echo "== fuzz_$name ${secs}s dict=${dict:-none} corpus=${seeds:-none}"

@@ -255,3 +255,33 @@ def test_sni_picks_certificate(make_server, pki):
                 cert = t.getpeercert()
                 cn = dict(x[0] for x in cert["subject"])["commonName"]
                 assert cn == name
+
+
+def test_modern_profile_is_tls13_only(make_server, pki):
+    s = make_server(extra={"tls.profile": "modern"})
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+        smtplib.SMTP_SSL("127.0.0.1", s.submissions_port, context=ctx,
+                         timeout=5)
+    c = smtplib.SMTP_SSL("127.0.0.1", s.submissions_port,
+                         context=client_ctx(pki))
+    assert c.sock.version() == "TLSv1.3"
+    c.quit()
+
+
+def test_intermediate_profile_offers_only_aead_ecdhe_in_tls12(server, pki):
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    c = smtplib.SMTP_SSL("127.0.0.1", server.submissions_port, context=ctx)
+    name, version, bits = c.sock.cipher()
+    assert version == "TLSv1.2"
+    assert ("GCM" in name or "CHACHA20" in name) and "DHE" in name, name
+    c.quit()
+    # a CBC-only client is refused
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-RSA-AES128-SHA")
+    with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+        smtplib.SMTP_SSL("127.0.0.1", server.submissions_port, context=ctx,
+                         timeout=5)

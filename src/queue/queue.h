@@ -25,6 +25,8 @@ struct queue_committer;
 int queue_dirs_create(const char *data_dir, const char **error_r) MF_WUR;
 /* Removes leftovers of sessions that never committed (startup only). */
 void queue_clean_tmp(const char *data_dir);
+/* Removes spool files the queue has no record of (startup only). */
+void queue_clean_orphans(const char *data_dir);
 
 /* A new message being received.  NULL and *error_r on failure. */
 struct spool_msg *spool_msg_new(const char *data_dir, const char **error_r);

@@ -80,6 +80,55 @@ queue_clean_tmp(const char *data_dir)
 	free(dir);
 }
 
+/*
+ * A crash between the rename into spool/msg and the queue commit leaves a
+ * file the queue does not know; it was never acknowledged, so it goes.
+ * Startup only (no worker is committing then).
+ */
+void
+queue_clean_orphans(const char *data_dir)
+{
+	char *dir = xasprintf("%s/spool/msg", data_dir);
+	const char *err;
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db;
+	struct dirent *de;
+	DIR *d;
+	int removed = 0;
+
+	if (queue_db_open(data_dir, &db, &err) < 0) {
+		free(dir);
+		return;
+	}
+	d = opendir(dir);
+	if (d != NULL && sqlite3_prepare_v2(db, "SELECT 1 FROM message WHERE "
+	    "id = ?", -1, &st, NULL) == SQLITE_OK) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, de->d_name, -1, SQLITE_STATIC);
+			int rc = sqlite3_step(st);
+			if (rc != SQLITE_DONE)
+				continue;	/* known, or an error: keep */
+			char *p = xasprintf("%s/%s", dir, de->d_name);
+			if (unlink(p) == 0)
+				removed++;
+			else
+				log_warn("cannot remove %s", p);
+			free(p);
+		}
+	}
+	if (removed > 0)
+		log_info("removed %d unacknowledged spool file%s", removed,
+		    removed == 1 ? "" : "s");
+	sqlite3_finalize(st);
+	if (d != NULL)
+		closedir(d);
+	sqlite3_close(db);
+	free(dir);
+}
+
 int
 queue_db_open(const char *data_dir, sqlite3 **db_r, const char **error_r)
 {
@@ -96,6 +145,9 @@ queue_db_open(const char *data_dir, sqlite3 **db_r, const char **error_r)
 		return -1;
 	}
 	sqlite3_busy_timeout(db, 10000);
+	/* Keep -wal/-shm after close: root tools must not re-create them. */
+	int persist = 1;
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	if (sqlite3_exec(db, queue_schema, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, "PRAGMA synchronous=FULL;"
 	    "PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {

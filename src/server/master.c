@@ -154,6 +154,9 @@ master_prepare_data_dir(struct master *m)
 	}
 	if (master_prepare_queue(m) < 0)
 		return -1;
+	/* Before the chown: opening the queue may create its WAL files. */
+	queue_clean_tmp(m->cfg.data_dir);
+	queue_clean_orphans(m->cfg.data_dir);
 	if (getuid() == 0 && strcmp(m->cfg.user, "root") != 0) {
 		if (getpwnam(m->cfg.user) == NULL) {
 			log_warnx("user %s does not exist", m->cfg.user);
@@ -170,7 +173,6 @@ master_prepare_data_dir(struct master *m)
 		master_chown_cb(p, &(struct stat){0}, 0, NULL);
 		free(p);
 	}
-	queue_clean_tmp(m->cfg.data_dir);
 	return 0;
 }
 

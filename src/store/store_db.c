@@ -299,6 +299,11 @@ store_db_open(struct store *store, const char **error_r)
 			fatalx("out of memory (sqlite3_open_v2)");
 		return store_fail_db(store, error_r, "open index.db");
 	}
+	/* Keep -wal/-shm after close: a reader running as another user
+	 * (root tools, tests) would otherwise re-create them as its own. */
+	int persist = 1;
+	sqlite3_file_control(store->db, "main", SQLITE_FCNTL_PERSIST_WAL,
+	    &persist);
 	if (store_db_settings(store, error_r) < 0 ||
 	    store_db_schema(store, error_r) < 0 ||
 	    store_db_prepare(store, error_r) < 0)
