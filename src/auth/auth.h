@@ -75,6 +75,14 @@ bool accounts_may_send_as(struct accounts *acc, const char *user,
  * Compares in constant time; unknown schemes never verify.
  */
 bool auth_password_verify(const char *stored, const char *password);
+/*
+ * Verified instead when the user does not exist, so timing does not tell
+ * which users exist: same scheme and cost as auth_password_hash().
+ */
+#define AUTH_DUMMY_HASH \
+	"{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$58IZFNZiR4ovnOBXFm1pKA$" \
+	"/ndx0j0zDaLW2pChjd4LvtWFCpsymQvyzFEiGE11R1w"
+
 /* A new "{ARGON2ID}$argon2id$..." hash (xmalloc'd), or NULL on failure. */
 char *auth_password_hash(const char *password);
 

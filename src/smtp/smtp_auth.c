@@ -11,11 +11,6 @@
 
 #include "smtp/smtp_private.h"
 
-/* Verified when the user does not exist, so timing tells nothing. */
-#define SMTP_AUTH_DUMMY_HASH \
-	"{SHA512-CRYPT}$6$mailfortdummy$q2qGnb5o2cSBEVaRlxJWTYNj.Pb1Ag" \
-	"2Hr5XCv6T.bxzwVFFp0wdI2o4mDexQJCuA0I1l9IPzakbPaT0z/RADJ."
-
 struct smtp_auth_job {
 	struct smtp_server *srv;
 	uint64_t id;
@@ -30,7 +25,7 @@ smtp_auth_work(void *arg)
 {
 	struct smtp_auth_job *j = arg;
 
-	j->ok = auth_password_verify(j->hash ? j->hash : SMTP_AUTH_DUMMY_HASH,
+	j->ok = auth_password_verify(j->hash ? j->hash : AUTH_DUMMY_HASH,
 	    j->password) && j->hash != NULL;
 }
 
