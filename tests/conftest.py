@@ -87,7 +87,7 @@ class Server:
     """One mailfort serve process with its own ports and data."""
 
     def __init__(self, pki, extra=None, sections=None, accounts=None,
-                 aliases=None, workers=2, env=None):
+                 aliases=None, workers=2, env=None, pop3=False):
         self.pki = pki
         self.dir = tempfile.mkdtemp(prefix="mf-test-")
         os.chmod(self.dir, 0o755)
@@ -99,6 +99,10 @@ class Server:
         self.smtp_port = free_port()
         self.submissions_port = free_port()
         self.submission_port = free_port()
+        # POP3 is off by default (DESIGN.md §1); pop3=True turns both on.
+        self.pop3 = pop3
+        self.pop3_port = free_port() if pop3 else None
+        self.pop3s_port = free_port() if pop3 else None
         self.env = dict(os.environ)
         self.env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
         self.env["UBSAN_OPTIONS"] = "print_stacktrace=1"
@@ -145,6 +149,9 @@ class Server:
                          "aliases": self.aliases_file},
             "smtp": {},
         }
+        if self.pop3:
+            cfg["listen"]["pop3"] = "127.0.0.1:%d" % self.pop3_port
+            cfg["listen"]["pop3s"] = "127.0.0.1:%d" % self.pop3s_port
         if self.user:
             cfg["server"]["user"] = self.user
         for k, v in extra.items():

@@ -62,9 +62,9 @@ static const struct cfg_row cfg_rows[] = {
 { "listen", "imaps", CFG_LISTEN, "0.0.0.0:993", 0, 0, LISTENER_IMAPS,
   "IMAP with implicit TLS (served once IMAP lands)" },
 { "listen", "pop3", CFG_LISTEN, "off", 0, 0, LISTENER_POP3,
-  "POP3 with STLS required (served once POP3 lands)" },
+  "POP3 with STLS required" },
 { "listen", "pop3s", CFG_LISTEN, "off", 0, 0, LISTENER_POP3S,
-  "POP3 with implicit TLS (served once POP3 lands)" },
+  "POP3 with implicit TLS" },
 { "listen", "proxy_protocol", CFG_PROXY, "no", 0, 0, 0,
   "listeners expecting a PROXY v1/v2 header: no, yes (all) or a list "
   "of listener names" },

@@ -89,8 +89,7 @@ master_bind(const struct config *cfg, int fds[LISTENER_COUNT][CONFIG_MAX_ADDRS])
 		const struct listen_cfg *lc = &cfg->listen[k];
 		if (lc->count == 0)
 			continue;
-		if (k != LISTENER_SMTP && k != LISTENER_SUBMISSIONS &&
-		    k != LISTENER_SUBMISSION) {
+		if (k == LISTENER_IMAP || k == LISTENER_IMAPS) {
 			log_info("listener %s: not served by this version yet",
 			    listener_names[k]);
 			continue;

@@ -1,8 +1,9 @@
 /*
- * worker.c - a worker process: one libevent loop serving SMTP sessions on
- * the inherited listeners, a thread pool for password checks and a
- * committer thread for the spool.  SIGTERM/SIGQUIT: stop accepting, let
- * running transactions finish (at most WORKER_DRAIN_SECONDS), exit.
+ * worker.c - a worker process: one libevent loop serving SMTP and POP3
+ * sessions on the inherited listeners, a thread pool for password checks
+ * and store work, and a committer thread for the spool.  SIGTERM/SIGQUIT:
+ * stop accepting, let running transactions finish (at most
+ * WORKER_DRAIN_SECONDS), exit.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -18,6 +19,7 @@
 
 #include "auth/auth.h"
 #include "net/net.h"
+#include "pop3/pop3.h"
 #include "queue/queue.h"
 #include "server/server.h"
 #include "smtp/smtp.h"
@@ -36,6 +38,7 @@ struct worker {
 	const struct worker_args *wa;
 	struct event_base *base;
 	struct smtp_server *smtp;
+	struct pop3_server *pop3;
 	struct worker_listener listeners[LISTENER_COUNT * CONFIG_MAX_ADDRS];
 	size_t nlisteners;
 	struct event *sig_term, *sig_quit, *drain_timer;
@@ -74,7 +77,10 @@ worker_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	smtp_accept(wl->w->smtp, wl->kind, fd, sa, (socklen_t)len);
+	if (wl->kind == LISTENER_POP3 || wl->kind == LISTENER_POP3S)
+		pop3_accept(wl->w->pop3, wl->kind, fd, sa, (socklen_t)len);
+	else
+		smtp_accept(wl->w->smtp, wl->kind, fd, sa, (socklen_t)len);
 }
 
 static void
@@ -89,7 +95,8 @@ worker_drain_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 
-	if (smtp_server_sessions(w->smtp) == 0 ||
+	if ((smtp_server_sessions(w->smtp) == 0 &&
+	    pop3_server_sessions(w->pop3) == 0) ||
 	    time_mono_ms() >= w->drain_deadline)
 		event_base_loopexit(w->base, NULL);
 }
@@ -104,13 +111,14 @@ worker_on_stop(evutil_socket_t sig, short what, void *arg)
 		return;
 	w->draining = true;
 	log_info("worker %u stopping (%zu sessions)", w->wa->index,
-	    smtp_server_sessions(w->smtp));
+	    smtp_server_sessions(w->smtp) + pop3_server_sessions(w->pop3));
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		evconnlistener_free(w->listeners[i].lev);
 		close(w->listeners[i].fd);	/* free the port for a restart */
 	}
 	w->nlisteners = 0;
 	smtp_server_shutdown(w->smtp);
+	pop3_server_shutdown(w->pop3);
 	w->drain_deadline = time_mono_ms() + WORKER_DRAIN_SECONDS * 1000;
 	w->drain_timer = event_new(w->base, -1, EV_PERSIST,
 	    worker_drain_check, w);
@@ -165,6 +173,8 @@ worker_main(const struct worker_args *wa)
 		fatalx("worker: %s", err);
 	w.smtp = smtp_server_new(w.base, wa->cfg, wa->tls, acc, wa->lockout,
 	    qc, pool);
+	w.pop3 = pop3_server_new(w.base, wa->cfg, wa->tls, acc, wa->lockout,
+	    pool);
 	worker_listen(&w);
 	w.sig_term = evsignal_new(w.base, SIGTERM, worker_on_stop, &w);
 	w.sig_quit = evsignal_new(w.base, SIGQUIT, worker_on_stop, &w);
@@ -176,8 +186,10 @@ worker_main(const struct worker_args *wa)
 	/* Commits in flight finish before the process goes. */
 	queue_committer_free(&qc);
 	event_base_loop(w.base, EVLOOP_NONBLOCK);
+	pop3_server_detach_pool(w.pop3);
 	pool_free(&pool);
 	smtp_server_free(&w.smtp);
+	pop3_server_free(&w.pop3);
 	for (size_t i = 0; i < w.nlisteners; i++)
 		evconnlistener_free(w.listeners[i].lev);
 	if (w.drain_timer != NULL)

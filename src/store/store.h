@@ -102,4 +102,80 @@ int store_mailbox_status(struct store *store, const char *mailbox,
 int store_usage(struct store *store, uint64_t *bytes_r,
     uint64_t *messages_r) MF_WUR;
 
+/* ---- mailbox access for POP3 and IMAP (store_mailbox.c) ---- */
+
+/* Longest message file name read back from the database; longer names
+ * mean a damaged store. */
+#define STORE_MSG_FILE_MAX 64
+/* Messages one listing holds at most (about 100 bytes each). */
+#define STORE_LIST_MAX 1000000
+/* Longest lock name (store_lock_try()): [a-z0-9], 1 to this many. */
+#define STORE_LOCK_NAME_MAX 16
+
+/* One message as a listing sees it. */
+struct store_msg {
+	uint32_t uid;
+	uint32_t flags;			/* enum store_flag bits */
+	uint64_t modseq;
+	uint64_t size;			/* octets of the file (CRLF) */
+	int64_t internaldate;		/* Unix seconds */
+	char file[STORE_MSG_FILE_MAX + 1];	/* for store_msg_open() */
+};
+
+/* A snapshot of one mailbox, messages in UID order. */
+struct store_msg_list {
+	uint32_t uidvalidity;
+	uint64_t uidnext;
+	uint64_t highestmodseq;
+	size_t count;
+	struct store_msg *msgs;		/* xmalloc'd, count entries */
+};
+
+/*
+ * Lists mailbox ("INBOX" in any case) as one consistent snapshot (a read
+ * transaction): what POP3 numbers its messages by, and what an IMAP SELECT
+ * starts from.  Returns 1 with *list_r filled (free it with
+ * store_msg_list_free()), 0 when there is no such mailbox, -1 on error
+ * or beyond STORE_LIST_MAX messages, with *error_r valid until the next
+ * call on store.
+ */
+int store_msg_list(struct store *store, const char *mailbox,
+    struct store_msg_list *list_r, const char **error_r) MF_WUR;
+void store_msg_list_free(struct store_msg_list *list);
+
+/*
+ * Opens the file of msg for reading (O_RDONLY, no symlinks, close-on-
+ * exec).  Message files never change, so reading needs no lock.  Returns
+ * 1 with *fd_r (the caller closes it), 0 when the file is gone (expunged
+ * by another session since the listing), -1 on error.
+ */
+int store_msg_open(struct store *store, const struct store_msg *msg,
+    int *fd_r, const char **error_r) MF_WUR;
+
+/*
+ * Expunges the messages of mailbox with the given UIDs in one transaction:
+ * their rows go, each UID is recorded in `expunged` with the new
+ * HIGHESTMODSEQ (RFC 7162 §3.2.10 VANISHED for QRESYNC), the account usage
+ * shrinks.  UIDs that are not there (expunged meanwhile, or listed twice)
+ * are skipped.  After the commit, files no other row uses are unlinked
+ * from msg/ (another store may hold a hard link: only our name goes).
+ * Returns 0 with *expunged_r the number of messages removed, -1 on error
+ * (then nothing was removed).
+ */
+int store_expunge(struct store *store, const char *mailbox,
+    const uint32_t *uids, size_t count, uint64_t *expunged_r,
+    const char **error_r) MF_WUR;
+
+/*
+ * An advisory lock of the account shared by all processes: flock() on
+ * <store dir>/<name>.lock, held until store_unlock() or the process ends
+ * (so a crash never leaves it behind).  POP3 takes "pop3" for its whole
+ * session (RFC 1939 §8: exclusive access to the maildrop).  Returns 1 with
+ * *fd_r, 0 when someone else holds it, -1 on error.
+ */
+int store_lock_try(struct store *store, const char *name, int *fd_r,
+    const char **error_r) MF_WUR;
+/* Releases the lock of store_lock_try(); -1 is ignored; sets *fd to -1. */
+void store_unlock(int *fd);
+
 #endif

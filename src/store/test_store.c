@@ -336,6 +336,221 @@ test_batch(const char *spool_dir)
 	free(s2);
 }
 
+/* ---- mailbox access (store_mailbox.c) ---- */
+
+/* Like test_sql_int() on the store of account at data_dir. */
+static long long
+test_sql_int_of(const char *local, const char *sql)
+{
+	char *path = xasprintf("%s/mail/example.test/%s/index.db", test_data,
+	    local);
+	sqlite3_stmt *stmt;
+	sqlite3 *db;
+	long long v = -1;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(stmt) == SQLITE_ROW)
+			v = sqlite3_column_int64(stmt, 0);
+		sqlite3_finalize(stmt);
+	}
+	sqlite3_close(db);
+	free(path);
+	return v;
+}
+
+static char *
+test_read_fd(int fd)
+{
+	char *text = xmalloc(4096);
+	ssize_t n = read(fd, text, 4095);
+
+	text[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return text;
+}
+
+/* Listing: a snapshot in UID order with sizes and files that open. */
+static void
+test_list(struct store *store, const char *spool_dir)
+{
+	struct store_msg_list list;
+	struct store_mailbox_status st;
+	const char *err = NULL;
+	const char *texts[] = { MSG1, MSG2, MSG3 };
+	int fd = -1;
+
+	TEST_INT(store_msg_list(store, "inbox", &list, &err), 1);
+	TEST_INT(list.count, 0);
+	TEST_INT(store_msg_list(store, "Nope", &list, &err), 0);
+	for (size_t i = 0; i < 3; i++) {
+		char *sp = xasprintf("%s/l%zu", spool_dir, i);
+		char *id = xasprintf("L%zu/carol", i);
+		test_write(sp, texts[i]);
+		TEST_INT(store_deliver(store, sp, id, "INBOX", &err), 1);
+		free(sp);
+		free(id);
+	}
+	TEST_INT(store_msg_list(store, "INBOX", &list, &err), 1);
+	TEST_INT(store_mailbox_status(store, "INBOX", &st), 1);
+	TEST_INT(list.uidvalidity, st.uidvalidity);
+	TEST_INT(list.uidnext, 4);
+	TEST_INT(list.highestmodseq, st.highestmodseq);
+	TEST_INT(list.count, 3);
+	for (size_t i = 0; i < list.count && i < 3; i++) {
+		TEST_INT(list.msgs[i].uid, i + 1);
+		TEST_INT(list.msgs[i].size, strlen(texts[i]));
+		TEST_INT(list.msgs[i].flags, 0);
+		TEST_TRUE(list.msgs[i].internaldate > 0);
+		TEST_INT(store_msg_open(store, &list.msgs[i], &fd, &err), 1);
+		char *got = test_read_fd(fd);
+		TEST_STR(got, texts[i]);
+		free(got);
+	}
+	store_msg_list_free(&list);
+	TEST_TRUE(list.msgs == NULL && list.count == 0);
+}
+
+/* Expunge: one transaction, history for QRESYNC, usage, files. */
+static void
+test_expunge(struct store *store)
+{
+	static const uint32_t uids[] = { 1, 3, 3, 99 };
+	struct store_msg_list before, after;
+	const char *err = NULL;
+	uint64_t n = 7, bytes, msgs;
+	int fd = -1;
+
+	TEST_INT(store_msg_list(store, "INBOX", &before, &err), 1);
+	TEST_INT(before.count, 3);
+	TEST_INT(store_expunge(store, "INBOX", uids, 0, &n, &err), 0);
+	TEST_INT(n, 0);
+	TEST_INT(store_expunge(store, "Nope", uids, 1, &n, &err), -1);
+	TEST_INT(store_expunge(store, "INBOX", uids, MF_ARRAY_LEN(uids), &n,
+	    &err), 0);
+	TEST_INT(n, 2);
+	TEST_INT(store_msg_list(store, "INBOX", &after, &err), 1);
+	TEST_INT(after.count, 1);
+	TEST_INT(after.count > 0 ? after.msgs[0].uid : 0, 2);
+	TEST_INT(after.highestmodseq, before.highestmodseq + 1);
+	TEST_INT(after.uidnext, before.uidnext);
+	TEST_INT(test_sql_int_of("carol", "SELECT count(*) FROM expunged"
+	    " WHERE uid IN (1, 3) AND modseq = (SELECT highestmodseq FROM"
+	    " mailboxes WHERE name = 'INBOX')"), 2);
+	TEST_INT(test_sql_int_of("carol", "SELECT count(*) FROM messages"),
+	    1);
+	TEST_INT(store_usage(store, &bytes, &msgs), 0);
+	TEST_INT(msgs, 1);
+	TEST_INT(bytes, strlen(MSG2));
+	/* The files went; the snapshot's entries say "gone", not error. */
+	TEST_INT(store_msg_open(store, &before.msgs[0], &fd, &err), 0);
+	TEST_INT(store_msg_open(store, &before.msgs[2], &fd, &err), 0);
+	TEST_INT(store_msg_open(store, &before.msgs[1], &fd, &err), 1);
+	close(fd);
+	/* Expunging again changes nothing, not even the modseq. */
+	TEST_INT(store_expunge(store, "INBOX", uids, 2, &n, &err), 0);
+	TEST_INT(n, 0);
+	store_msg_list_free(&after);
+	TEST_INT(store_msg_list(store, "INBOX", &after, &err), 1);
+	TEST_INT(after.highestmodseq, before.highestmodseq + 1);
+	store_msg_list_free(&after);
+	store_msg_list_free(&before);
+}
+
+/* A file another row (a COPY) or another store (a hard link) still uses
+ * survives the expunge of one of its names. */
+static void
+test_expunge_shared(const char *spool_dir)
+{
+	char *sp = xasprintf("%s/shared", spool_dir);
+	struct store *a, *b;
+	struct store_msg_list la, lb;
+	const char *err = NULL;
+	uint32_t uid;
+	uint64_t n;
+	char *dbp, *path;
+	sqlite3 *db;
+	int fd = -1;
+
+	test_write(sp, MSG3);
+	TEST_INT(store_open(test_data, "dan@example.test", &a, &err), 0);
+	TEST_INT(store_open(test_data, "erin@example.test", &b, &err), 0);
+	TEST_INT(store_deliver(a, sp, "S1/dan", "INBOX", &err), 1);
+	TEST_INT(store_deliver(b, sp, "S1/erin", "INBOX", &err), 1);
+	TEST_INT(store_msg_list(a, "INBOX", &la, &err), 1);
+	TEST_INT(store_msg_list(b, "INBOX", &lb, &err), 1);
+	/* a second row of dan's on the same file, as COPY may make */
+	dbp = xasprintf("%s/mail/example.test/dan/index.db", test_data);
+	TEST_INT(sqlite3_open(dbp, &db), SQLITE_OK);
+	path = xasprintf("INSERT INTO messages (mailbox_id, uid, modseq,"
+	    " internaldate, size, file) SELECT id, 1, 2, 0, %zu, '%s' FROM"
+	    " mailboxes WHERE name = 'Archive'", strlen(MSG3),
+	    la.count ? la.msgs[0].file : "x");
+	TEST_INT(sqlite3_exec(db, path, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+	free(dbp);
+	uid = 1;
+	TEST_INT(store_expunge(a, "INBOX", &uid, 1, &n, &err), 0);
+	TEST_INT(n, 1);
+	TEST_INT(store_msg_open(a, &la.msgs[0], &fd, &err), 1);
+	close(fd);
+	/* now the last row of dan's: the name goes, erin's link stays */
+	TEST_INT(store_expunge(a, "Archive", &uid, 1, &n, &err), 0);
+	TEST_INT(n, 1);
+	TEST_INT(store_msg_open(a, &la.msgs[0], &fd, &err), 0);
+	TEST_INT(store_msg_open(b, &lb.msgs[0], &fd, &err), 1);
+	char *got = test_read_fd(fd);
+	TEST_STR(got, MSG3);
+	free(got);
+	store_msg_list_free(&la);
+	store_msg_list_free(&lb);
+	store_close(&a);
+	store_close(&b);
+	free(sp);
+}
+
+/* The per-account lock: exclusive, also within one process. */
+static void
+test_lock(struct store *store)
+{
+	struct store *other;
+	const char *err = NULL;
+	int fd1 = -1, fd2 = -1;
+
+	TEST_INT(store_open(test_data, "carol@example.test", &other, &err), 0);
+	TEST_INT(store_lock_try(store, "pop3", &fd1, &err), 1);
+	TEST_INT(store_lock_try(other, "pop3", &fd2, &err), 0);
+	TEST_INT(fd2, -1);
+	TEST_INT(store_lock_try(other, "imap", &fd2, &err), 1);
+	store_unlock(&fd2);
+	TEST_INT(store_lock_try(store, "../x", &fd2, &err), -1);
+	TEST_INT(store_lock_try(store, "", &fd2, &err), -1);
+	TEST_INT(store_lock_try(store, "POP3", &fd2, &err), -1);
+	store_unlock(&fd1);
+	TEST_INT(fd1, -1);
+	store_unlock(&fd1);	/* -1 is ignored */
+	TEST_INT(store_lock_try(other, "pop3", &fd2, &err), 1);
+	store_unlock(&fd2);
+	store_close(&other);
+}
+
+static void
+test_mailbox(const char *spool_dir)
+{
+	struct store *store;
+	const char *err = NULL;
+
+	TEST_INT(store_open(test_data, "carol@example.test", &store, &err),
+	    0);
+	test_list(store, spool_dir);
+	test_expunge(store);
+	test_lock(store);
+	store_close(&store);
+	test_expunge_shared(spool_dir);
+}
+
 int
 main(void)
 {
@@ -360,6 +575,7 @@ main(void)
 	test_copy();
 	test_reopen();
 	test_batch(spool_dir);
+	test_mailbox(spool_dir);
 	nftw(test_root, test_rm, 16, FTW_DEPTH | FTW_PHYS);
 	free(spool_dir);
 	free(test_account_dir);
