@@ -140,4 +140,41 @@ void pool_submit(struct pool *p, void (*work)(void *arg),
 /* Any thread: run done(arg) on the loop thread soon. */
 void pool_complete(struct pool *p, void (*done)(void *arg), void *arg);
 
+/* ---- IPC between the children and the master (DESIGN.md §2) ---- */
+/*
+ * Small typed messages over a SOCK_SEQPACKET socketpair per child.  A
+ * child announces "the mailboxes of account X changed" (delivery, expunge,
+ * flag change); the master fans it out to every worker so IMAP IDLE
+ * sessions and the like wake up at once.  Best effort: a full socket drops
+ * the message (the receivers poll as a fallback).
+ */
+enum ipc_type {
+	IPC_MAILBOX_CHANGED = 1,	/* data: account, NUL-terminated */
+};
+#define IPC_DATA_MAX 512
+
+struct ipc_msg {
+	uint32_t type;
+	uint32_t len;			/* of data */
+	char data[IPC_DATA_MAX];
+};
+
+/* In a child: the socket to the master (-1: none, e.g. CLI tools). */
+void ipc_child_set_fd(int fd);
+int ipc_child_fd(void);
+/* In a child: tell the master that account's mailboxes changed. */
+void ipc_notify_changed(const char *account);
+/* Sends one message on fd (non-blocking); -1 when it could not go. */
+int ipc_send(int fd, enum ipc_type type, const void *data, size_t len);
+/* Receives one message; 1 got one, 0 none waiting, -1 peer gone/error.
+ * Malformed messages from a peer are errors. */
+int ipc_recv(int fd, struct ipc_msg *msg_r);
+
+/* In a worker: run fn(account, ctx) for each change notification. */
+typedef void ipc_changed_fn(const char *account, void *ctx);
+struct ipc_listener;
+struct ipc_listener *ipc_listen(struct event_base *base, int fd,
+    ipc_changed_fn *fn, void *ctx);
+void ipc_listener_free(struct ipc_listener **l);
+
 #endif

@@ -203,6 +203,8 @@ pop3_quit_done(void *arg)
 	if (j->ret == 1)
 		log_info("%s pop3 quit expunged=%llu", j->sid,
 		    (unsigned long long)j->expunged);
+	if (j->ret == 1 && j->expunged > 0 && j->user != NULL)
+		ipc_notify_changed(j->user);
 	else
 		log_warnx("%s pop3 quit expunge failed: %s", j->sid,
 		    j->error);
@@ -229,6 +231,7 @@ pop3_txn_quit(struct pop3_session *s)
 		if (mbox->deleted[i])
 			j->uids[j->nuids++] = mbox->list.msgs[i].uid;
 	j->mbox = mbox;
+	j->user = xstrdup(s->user);	/* for the change notice */
 	s->mbox = NULL;
 	pop3_set_state(s, POP3_ST_UPDATE);
 	if (!pop3_submit(s, pop3_quit_work, pop3_quit_done, j)) {

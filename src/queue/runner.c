@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "queue/queue_private.h"
+#include "net/net.h"
 #include "store/store.h"
 
 #define RUNNER_BATCH 500	/* recipients per pass */
@@ -200,6 +201,13 @@ runner_deliver_group(struct runner *r, char (*ids)[QUEUE_ID_LEN + 1],
 			results[i].rc = -1;
 			free(results[i].error);
 			results[i].error = xstrdup(err);
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		if (results[i].rc == 1) {
+			/* IMAP IDLE and friends wake up now, not at a poll */
+			ipc_notify_changed(rcpt);
+			break;
 		}
 	}
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +38,8 @@ struct child {
 	unsigned index;
 	unsigned generation;
 	uint64_t started_ms;
+	int ipc_fd;			/* master's end, -1 when none */
+	struct event *ipc_ev;
 };
 
 struct master {
@@ -210,6 +213,43 @@ master_runner_main(struct master *m)
 	exit(0);
 }
 
+/* A child said an account changed: every worker hears it. */
+static void
+master_on_ipc(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = master_self;
+	struct child *from = arg;
+	struct ipc_msg msg;
+	int rc;
+
+	while ((rc = ipc_recv(fd, &msg)) == 1) {
+		if (msg.type != IPC_MAILBOX_CHANGED)
+			continue;
+		for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
+			struct child *c = &m->children[i];
+			if (c->pid > 0 && c->role == CHILD_WORKER &&
+			    c->ipc_fd >= 0)
+				(void)ipc_send(c->ipc_fd, IPC_MAILBOX_CHANGED,
+				    msg.data, msg.len);
+		}
+	}
+	if (rc < 0 && from->ipc_ev != NULL) {
+		/* the child is gone or misbehaves: stop listening to it */
+		event_del(from->ipc_ev);
+	}
+}
+
+static void
+master_child_ipc_close(struct child *c)
+{
+	if (c->ipc_ev != NULL)
+		event_free(c->ipc_ev);
+	c->ipc_ev = NULL;
+	if (c->ipc_fd >= 0)
+		close(c->ipc_fd);
+	c->ipc_fd = -1;
+}
+
 static void
 master_spawn(struct master *m, enum child_role role, unsigned index)
 {
@@ -221,12 +261,27 @@ master_spawn(struct master *m, enum child_role role, unsigned index)
 		log_warnx("too many children");
 		return;
 	}
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sp) < 0) {
+		log_warn("socketpair");
+		return;
+	}
 	pid = fork();
 	if (pid < 0) {
 		log_warn("fork");
+		close(sp[0]);
+		close(sp[1]);
 		return;
 	}
 	if (pid == 0) {
+		/* Only our own end of our own channel stays open. */
+		close(sp[0]);
+		for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+			if (m->children[i].ipc_fd >= 0)
+				close(m->children[i].ipc_fd);
+		ipc_child_set_fd(sp[1]);
 		/* The master's libevent signal handlers must not fire here. */
 		signal(SIGCHLD, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
@@ -251,6 +306,13 @@ master_spawn(struct master *m, enum child_role role, unsigned index)
 		close(m->wake_pipe[0]);
 		worker_main(&wa);
 	}
+	close(sp[1]);
+	c->ipc_fd = sp[0];
+	c->ipc_ev = event_new(m->base, sp[0], EV_READ | EV_PERSIST,
+	    master_on_ipc, c);
+	if (c->ipc_ev == NULL)
+		fatalx("event_new failed");
+	event_add(c->ipc_ev, NULL);
 	c->pid = pid;
 	c->role = role;
 	c->index = index;
@@ -342,6 +404,7 @@ master_on_child(evutil_socket_t sig, short what, void *arg)
 				log_info("%s %u (pid %d) exited", role,
 				    c->index, (int)pid);
 			}
+			master_child_ipc_close(c);
 			c->pid = 0;
 		}
 	}
@@ -454,6 +517,8 @@ server_main(const char *config_path)
 	char err[512];
 
 	master_self = &m;
+	for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+		m.children[i].ipc_fd = -1;
 	if (config_load(config_path, &m.cfg, master_report, NULL) < 0) {
 		log_warnx("configuration has errors; not starting");
 		return 1;

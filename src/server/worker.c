@@ -90,6 +90,16 @@ worker_on_accept_error(struct evconnlistener *lev, void *arg)
 	log_warn("accept");
 }
 
+/* The master relays "account changed" from any child (DESIGN.md §2). */
+static void
+worker_on_changed(const char *account, void *ctx)
+{
+	char esc[LOG_ESCAPE_BUF];
+
+	log_debug("mailbox change account=%s",
+	    log_escape(account, strlen(account), esc));
+}
+
 static void
 worker_drain_check(evutil_socket_t fd, short what, void *arg)
 {
@@ -155,6 +165,7 @@ worker_main(const struct worker_args *wa)
 	struct accounts *acc;
 	struct pool *pool;
 	struct queue_committer *qc;
+	struct ipc_listener *ipc = NULL;
 	const char *err;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -176,6 +187,9 @@ worker_main(const struct worker_args *wa)
 	w.pop3 = pop3_server_new(w.base, wa->cfg, wa->tls, acc, wa->lockout,
 	    pool);
 	worker_listen(&w);
+	if (ipc_child_fd() >= 0)
+		ipc = ipc_listen(w.base, ipc_child_fd(), worker_on_changed,
+		    &w);
 	w.sig_term = evsignal_new(w.base, SIGTERM, worker_on_stop, &w);
 	w.sig_quit = evsignal_new(w.base, SIGQUIT, worker_on_stop, &w);
 	evsignal_add(w.sig_term, NULL);
@@ -194,6 +208,7 @@ worker_main(const struct worker_args *wa)
 		evconnlistener_free(w.listeners[i].lev);
 	if (w.drain_timer != NULL)
 		event_free(w.drain_timer);
+	ipc_listener_free(&ipc);
 	event_free(w.sig_term);
 	event_free(w.sig_quit);
 	accounts_free(&acc);
