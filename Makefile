@@ -40,7 +40,8 @@ test:
 fuzz-replay:
 	@scripts/deps.sh fuzz
 	$(MAKE) build-fuzz/build.ninja
-	ninja -C build-fuzz
+	ninja -C build-fuzz $$(ninja -C build-fuzz -t targets all | \
+		grep -oE '^fuzz_[a-z0-9_]+:' | tr -d ':' | sort -u)
 	scripts/fuzz.sh build-fuzz 0
 
 unit: build-test/build.ninja
