@@ -6,7 +6,7 @@ what=${1:-build}
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libssl-dev
  libsqlite3-dev libinih-dev libcrypt-dev libargon2-dev openssl"
 case "$what" in
-test) pkgs="$pkgs python3 python3-pytest swaks fetchmail clang libclang-rt-14-dev" ;;
+test) pkgs="$pkgs python3 python3-pytest swaks fetchmail isync clang libclang-rt-14-dev" ;;
 bench) pkgs="$pkgs python3 postfix swaks" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac

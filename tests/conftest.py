@@ -87,7 +87,7 @@ class Server:
     """One mailfort serve process with its own ports and data."""
 
     def __init__(self, pki, extra=None, sections=None, accounts=None,
-                 aliases=None, workers=2, env=None, pop3=False):
+                 aliases=None, workers=2, env=None, pop3=False, imap=False):
         self.pki = pki
         self.dir = tempfile.mkdtemp(prefix="mf-test-")
         os.chmod(self.dir, 0o755)
@@ -103,6 +103,9 @@ class Server:
         self.pop3 = pop3
         self.pop3_port = free_port() if pop3 else None
         self.pop3s_port = free_port() if pop3 else None
+        self.imap = imap
+        self.imap_port = free_port() if imap else None
+        self.imaps_port = free_port() if imap else None
         self.env = dict(os.environ)
         self.env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
         self.env["UBSAN_OPTIONS"] = "print_stacktrace=1"
@@ -149,6 +152,9 @@ class Server:
                          "aliases": self.aliases_file},
             "smtp": {},
         }
+        if self.imap:
+            cfg["listen"]["imap"] = "127.0.0.1:%d" % self.imap_port
+            cfg["listen"]["imaps"] = "127.0.0.1:%d" % self.imaps_port
         if self.pop3:
             cfg["listen"]["pop3"] = "127.0.0.1:%d" % self.pop3_port
             cfg["listen"]["pop3s"] = "127.0.0.1:%d" % self.pop3s_port

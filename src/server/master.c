@@ -92,11 +92,6 @@ master_bind(const struct config *cfg, int fds[LISTENER_COUNT][CONFIG_MAX_ADDRS])
 		const struct listen_cfg *lc = &cfg->listen[k];
 		if (lc->count == 0)
 			continue;
-		if (k == LISTENER_IMAP || k == LISTENER_IMAPS) {
-			log_info("listener %s: not served by this version yet",
-			    listener_names[k]);
-			continue;
-		}
 		for (size_t i = 0; i < lc->count; i++) {
 			fds[k][i] = listener_bind(lc->addrs[i].host,
 			    lc->addrs[i].port);

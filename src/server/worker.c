@@ -1,6 +1,6 @@
 /*
- * worker.c - a worker process: one libevent loop serving SMTP and POP3
- * sessions on the inherited listeners, a thread pool for password checks
+ * worker.c - a worker process: one libevent loop serving SMTP, POP3 and
+ * IMAP sessions on the inherited listeners, a thread pool for password checks
  * and store work, and a committer thread for the spool.  SIGTERM/SIGQUIT:
  * stop accepting, let running transactions finish (at most
  * WORKER_DRAIN_SECONDS), exit.
@@ -19,6 +19,7 @@
 
 #include "auth/auth.h"
 #include "net/net.h"
+#include "imap/imap.h"
 #include "pop3/pop3.h"
 #include "queue/queue.h"
 #include "server/server.h"
@@ -39,6 +40,7 @@ struct worker {
 	struct event_base *base;
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
+	struct imap_server *imap;
 	struct worker_listener listeners[LISTENER_COUNT * CONFIG_MAX_ADDRS];
 	size_t nlisteners;
 	struct event *sig_term, *sig_quit, *drain_timer;
@@ -79,6 +81,8 @@ worker_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	}
 	if (wl->kind == LISTENER_POP3 || wl->kind == LISTENER_POP3S)
 		pop3_accept(wl->w->pop3, wl->kind, fd, sa, (socklen_t)len);
+	else if (wl->kind == LISTENER_IMAP || wl->kind == LISTENER_IMAPS)
+		imap_accept(wl->w->imap, wl->kind, fd, sa, (socklen_t)len);
 	else
 		smtp_accept(wl->w->smtp, wl->kind, fd, sa, (socklen_t)len);
 }
@@ -96,8 +100,11 @@ worker_on_changed(const char *account, void *ctx)
 {
 	char esc[LOG_ESCAPE_BUF];
 
+	struct worker *w = ctx;
+
 	log_debug("mailbox change account=%s",
 	    log_escape(account, strlen(account), esc));
+	imap_server_changed(w->imap, account);
 }
 
 static void
@@ -106,7 +113,8 @@ worker_drain_check(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 
 	if ((smtp_server_sessions(w->smtp) == 0 &&
-	    pop3_server_sessions(w->pop3) == 0) ||
+	    pop3_server_sessions(w->pop3) == 0 &&
+	    imap_server_sessions(w->imap) == 0) ||
 	    time_mono_ms() >= w->drain_deadline)
 		event_base_loopexit(w->base, NULL);
 }
@@ -121,7 +129,8 @@ worker_on_stop(evutil_socket_t sig, short what, void *arg)
 		return;
 	w->draining = true;
 	log_info("worker %u stopping (%zu sessions)", w->wa->index,
-	    smtp_server_sessions(w->smtp) + pop3_server_sessions(w->pop3));
+	    smtp_server_sessions(w->smtp) + pop3_server_sessions(w->pop3) +
+	    imap_server_sessions(w->imap));
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		evconnlistener_free(w->listeners[i].lev);
 		close(w->listeners[i].fd);	/* free the port for a restart */
@@ -129,6 +138,7 @@ worker_on_stop(evutil_socket_t sig, short what, void *arg)
 	w->nlisteners = 0;
 	smtp_server_shutdown(w->smtp);
 	pop3_server_shutdown(w->pop3);
+	imap_server_shutdown(w->imap);
 	w->drain_deadline = time_mono_ms() + WORKER_DRAIN_SECONDS * 1000;
 	w->drain_timer = event_new(w->base, -1, EV_PERSIST,
 	    worker_drain_check, w);
@@ -186,6 +196,8 @@ worker_main(const struct worker_args *wa)
 	    qc, pool);
 	w.pop3 = pop3_server_new(w.base, wa->cfg, wa->tls, acc, wa->lockout,
 	    pool);
+	w.imap = imap_server_new(w.base, wa->cfg, wa->tls, acc, wa->lockout,
+	    pool);
 	worker_listen(&w);
 	if (ipc_child_fd() >= 0)
 		ipc = ipc_listen(w.base, ipc_child_fd(), worker_on_changed,
@@ -201,9 +213,11 @@ worker_main(const struct worker_args *wa)
 	queue_committer_free(&qc);
 	event_base_loop(w.base, EVLOOP_NONBLOCK);
 	pop3_server_detach_pool(w.pop3);
+	imap_server_detach_pool(w.imap);
 	pool_free(&pool);
 	smtp_server_free(&w.smtp);
 	pop3_server_free(&w.pop3);
+	imap_server_free(&w.imap);
 	for (size_t i = 0; i < w.nlisteners; i++)
 		evconnlistener_free(w.listeners[i].lev);
 	if (w.drain_timer != NULL)

@@ -23,9 +23,25 @@
  * COPY hard-links or shares files, hence the index.  Rows of messages keep
  * their mailbox (no cascade): deleting a mailbox must unlink files and fix
  * the usage first.
- * XXX: subscriptions to names that do not exist (RFC 9051 §6.3.7) need a
- * table of their own; the subscribed column covers existing mailboxes.
+ * Subscriptions are names, not mailboxes (RFC 9051 §6.3.7: a subscription
+ * may name a mailbox that does not exist, and outlives a DELETE), so they
+ * have a table of their own since schema version 2.
  */
+#define STORE_SUBSCRIPTIONS_SQL \
+	"CREATE TABLE subscriptions (" \
+	" name TEXT PRIMARY KEY NOT NULL CHECK (name <> '')" \
+	") STRICT, WITHOUT ROWID;"
+
+/*
+ * Schema version 1 -> 2: subscriptions move from mailboxes.subscribed to
+ * their own table.  DROP COLUMN rewrites mailboxes; accounts are small.
+ */
+static const char store_migrate_v2_sql[] =
+	STORE_SUBSCRIPTIONS_SQL
+	"INSERT INTO subscriptions (name)"
+	" SELECT name FROM mailboxes WHERE subscribed = 1;"
+	"ALTER TABLE mailboxes DROP COLUMN subscribed;";
+
 static const char store_schema_sql[] =
 	"CREATE TABLE meta ("
 	" key TEXT PRIMARY KEY NOT NULL,"
@@ -39,7 +55,6 @@ static const char store_schema_sql[] =
 	" uidnext INTEGER NOT NULL DEFAULT 1"
 	"  CHECK (uidnext BETWEEN 1 AND 4294967296),"
 	" highestmodseq INTEGER NOT NULL DEFAULT 1 CHECK (highestmodseq >= 1),"
-	" subscribed INTEGER NOT NULL DEFAULT 0 CHECK (subscribed IN (0, 1)),"
 	" special_use TEXT CHECK (special_use IN ('\\All', '\\Archive',"
 	"  '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash'))"
 	") STRICT;"
@@ -67,6 +82,7 @@ static const char store_schema_sql[] =
 	" PRIMARY KEY (mailbox_id, uid)"
 	") STRICT, WITHOUT ROWID;"
 	"CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);"
+	STORE_SUBSCRIPTIONS_SQL
 	"INSERT INTO meta (key, value) VALUES"
 	" ('uidvalidity_last', 0), ('usage_bytes', 0),"
 	" ('usage_messages', 0),"
@@ -139,14 +155,34 @@ store_db_int(struct store *store, const char *sql, int64_t *value_r,
 	return ret;
 }
 
-/*
- * Adds mailbox name, subscribed.  UIDVALIDITY is the time of creation but
- * always above every earlier one, so a name deleted and created again in
- * the same second still gets a new value (RFC 9051 §2.3.1.1).
- */
+/* Adds name to the subscriptions (already there: fine). */
 static int
+store_db_subscribe(struct store *store, const char *name,
+    const char **error_r)
+{
+	sqlite3_stmt *stmt;
+	int rc;
+
+	if (sqlite3_prepare_v2(store->db, "INSERT OR IGNORE INTO"
+	    " subscriptions (name) VALUES (?1)", -1, &stmt, NULL) != SQLITE_OK)
+		return store_fail_db(store, error_r, "prepare subscribe");
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_DONE)
+		store_fail_db(store, error_r, "subscribe");
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Adds mailbox name.  UIDVALIDITY is the time of creation but always above
+ * every earlier one, so a name deleted and created again in the same
+ * second still gets a new value (RFC 9051 §2.3.1.1).
+ */
+int
 store_db_mailbox_add(struct store *store, const char *name,
-    const char *special_use, const char **error_r)
+    const char *special_use, bool subscribe, int64_t *id_r,
+    const char **error_r)
 {
 	sqlite3_stmt *stmt;
 	int64_t last = 0, v = (int64_t)time(NULL);
@@ -160,7 +196,7 @@ store_db_mailbox_add(struct store *store, const char *name,
 	if (v < 1 || v > UINT32_MAX)
 		return store_fail(store, error_r, "UIDVALIDITY out of range");
 	if (sqlite3_prepare_v2(store->db, "INSERT INTO mailboxes (name,"
-	    " uidvalidity, subscribed, special_use) VALUES (?1, ?2, 1, ?3)",
+	    " uidvalidity, special_use) VALUES (?1, ?2, ?3)",
 	    -1, &stmt, NULL) != SQLITE_OK)
 		return store_fail_db(store, error_r, "prepare mailbox add");
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
@@ -172,11 +208,15 @@ store_db_mailbox_add(struct store *store, const char *name,
 	sqlite3_finalize(stmt);
 	if (rc != SQLITE_DONE)
 		return -1;
+	if (id_r != NULL)
+		*id_r = sqlite3_last_insert_rowid(store->db);
 	/* v is now the largest UIDVALIDITY there is. */
-	return store_db_exec(store, "UPDATE meta SET value ="
+	if (store_db_exec(store, "UPDATE meta SET value ="
 	    " (SELECT max(uidvalidity) FROM mailboxes)"
 	    " WHERE key = 'uidvalidity_last'", "set uidvalidity_last",
-	    error_r);
+	    error_r) < 0)
+		return -1;
+	return subscribe ? store_db_subscribe(store, name, error_r) : 0;
 }
 
 /* A new database: tables, meta rows and default mailboxes. */
@@ -191,11 +231,25 @@ store_db_create(struct store *store, const char **error_r)
 	for (size_t i = 0; i < MF_ARRAY_LEN(store_default_mailboxes); i++)
 		if (store_db_mailbox_add(store,
 		    store_default_mailboxes[i].name,
-		    store_default_mailboxes[i].special_use, error_r) < 0)
+		    store_default_mailboxes[i].special_use, true, NULL,
+		    error_r) < 0)
 			return -1;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 	    STORE_SCHEMA_VERSION);
 	return store_db_exec(store, sql, "set user_version", error_r);
+}
+
+/* Version 1 to 2 (store_migrate_v2_sql), inside the schema transaction. */
+static int
+store_db_migrate_v2(struct store *store, const char **error_r)
+{
+	if (store_db_exec(store, store_migrate_v2_sql, "migrate to v2",
+	    error_r) < 0)
+		return -1;
+	log_info("store %s: schema migrated from version 1 to 2",
+	    store->account);
+	return store_db_exec(store, "PRAGMA user_version = 2",
+	    "set user_version", error_r);
 }
 
 /*
@@ -216,6 +270,8 @@ store_db_schema(struct store *store, const char **error_r)
 		ret = -1;
 	else if (version == 0)
 		ret = store_db_create(store, error_r);
+	else if (version == 1)
+		ret = store_db_migrate_v2(store, error_r);
 	else if (version != STORE_SCHEMA_VERSION)
 		/* Newer than us: never write what we do not understand. */
 		ret = store_fail(store, error_r,

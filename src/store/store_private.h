@@ -10,7 +10,7 @@
 #include "store/store.h"
 
 /* PRAGMA user_version of the schema this code writes (store_db.c). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 5000
 /* Message file names: "d" + 32 hex digits + NUL (store_file_name()). */
 #define STORE_FILE_NAME_MAX 34
@@ -78,6 +78,12 @@ int store_stmt_exec(struct store *store, enum store_stmt id,
     const char **error_r) MF_WUR;
 /* Rolls back the open transaction, if SQLite has not already. */
 void store_tx_rollback(struct store *store);
+/* Adds a mailbox row (UIDVALIDITY above all earlier ones), its id in
+ * *id_r when not NULL, and subscribes to it when asked; inside the
+ * caller's transaction. */
+int store_db_mailbox_add(struct store *store, const char *name,
+    const char *special_use, bool subscribe, int64_t *id_r,
+    const char **error_r) MF_WUR;
 /* Looks mailbox up: 1 found, 0 none, -1 error. */
 int store_mbox_get(struct store *store, const char *mailbox,
     struct store_mbox *mbox_r, const char **error_r) MF_WUR;

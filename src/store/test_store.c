@@ -152,7 +152,7 @@ test_open_new(void)
 
 	TEST_INT(test_sql_int("SELECT count(*) FROM mailboxes"), 6);
 	TEST_INT(test_sql_int("SELECT count(*) FROM mailboxes"
-	    " WHERE subscribed = 1"), 6);
+	    " WHERE name IN (SELECT name FROM subscriptions)"), 6);
 	TEST_INT(test_sql_int("SELECT count(*) FROM mailboxes WHERE"
 	    " (name, special_use) IN (VALUES ('Drafts', '\\Drafts'),"
 	    " ('Sent', '\\Sent'), ('Trash', '\\Trash'), ('Junk', '\\Junk'),"
@@ -551,6 +551,372 @@ test_mailbox(const char *spool_dir)
 	test_expunge_shared(spool_dir);
 }
 
+/* ---- mailbox management (store_mailboxes.c) ---- */
+
+static void
+test_mailbox_names(void)
+{
+	static const char *const bad[] = {
+		"", "/a", "a/", "a//b", "a\tb", "a\x7f", "Inbox", "inbox/x",
+		"a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q",
+	};
+	char longname[STORE_MAILBOX_NAME_MAX + 2];
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(bad); i++)
+		TEST_CHECK(!store_mailbox_name_valid(bad[i]), "accepted \"%s\"",
+		    bad[i]);
+	TEST_TRUE(store_mailbox_name_valid("INBOX"));
+	TEST_TRUE(store_mailbox_name_valid("INBOX/x"));
+	TEST_TRUE(store_mailbox_name_valid("Inboxes"));
+	TEST_TRUE(store_mailbox_name_valid("a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p"));
+	TEST_TRUE(store_mailbox_name_valid("Entw\xc3\xbcrfe"));
+	memset(longname, 'x', sizeof(longname));
+	longname[STORE_MAILBOX_NAME_MAX] = '\0';
+	TEST_TRUE(store_mailbox_name_valid(longname));
+	longname[STORE_MAILBOX_NAME_MAX] = 'x';
+	longname[STORE_MAILBOX_NAME_MAX + 1] = '\0';
+	TEST_TRUE(!store_mailbox_name_valid(longname));
+}
+
+static const struct store_mailbox_info *
+test_set_find(const struct store_mailbox_set *set, const char *name)
+{
+	for (size_t i = 0; i < set->count; i++)
+		if (strcmp(set->items[i].name, name) == 0)
+			return &set->items[i];
+	return NULL;
+}
+
+static void
+test_mailbox_tree(struct store *store)
+{
+	struct store_mailbox_set set;
+	const struct store_mailbox_info *m;
+	enum store_refusal why;
+	const char *err = NULL;
+
+	TEST_INT(store_mailbox_create(store, "a/b/c", NULL, &why, &err), 1);
+	TEST_INT(store_mailbox_create(store, "a/b", NULL, &why, &err), 0);
+	TEST_INT(why, STORE_REFUSE_EXISTS);
+	TEST_INT(store_mailbox_create(store, "x", "\\Bogus", &why, &err), 0);
+	TEST_INT(why, STORE_REFUSE_USEATTR);
+	TEST_INT(store_mailbox_create(store, "f", "\\Flagged", &why, &err), 1);
+	TEST_INT(store_mailbox_delete(store, "a/b", &why, &err), 0);
+	TEST_INT(why, STORE_REFUSE_HASCHILDREN);
+	TEST_INT(store_mailbox_delete(store, "INBOX", &why, &err), 0);
+	TEST_INT(why, STORE_REFUSE_INBOX);
+	TEST_INT(store_subscribe(store, "a/b/c", true, &why, &err), 1);
+	TEST_INT(store_subscribe(store, "gone/x", true, &why, &err), 1);
+	TEST_INT(store_subscribe(store, "gone/y", false, &why, &err), 0);
+	TEST_INT(why, STORE_REFUSE_NONEXISTENT);
+	TEST_INT(store_mailbox_rename(store, "a", "a/z", &why, &err), 0);
+	TEST_INT(why, STORE_REFUSE_INFERIOR);
+	TEST_INT(store_mailbox_rename(store, "a/b", "n/m", &why, &err), 1);
+	TEST_INT(store_mailboxes(store, &set, &err), 0);
+	TEST_TRUE(test_set_find(&set, "a/b") == NULL);
+	m = test_set_find(&set, "n");
+	TEST_TRUE(m != NULL && m->exists && m->children && !m->subscribed);
+	m = test_set_find(&set, "n/m/c");
+	TEST_TRUE(m != NULL && m->exists && m->subscribed && !m->children);
+	m = test_set_find(&set, "gone/x");
+	TEST_TRUE(m != NULL && !m->exists && m->subscribed);
+	m = test_set_find(&set, "f");
+	TEST_TRUE(m != NULL && m->special_use != NULL &&
+	    strcmp(m->special_use, "\\Flagged") == 0);
+	m = test_set_find(&set, "a");
+	TEST_TRUE(m != NULL && m->exists && !m->children);
+	for (size_t i = 1; i < set.count; i++)
+		TEST_TRUE(strcmp(set.items[i - 1].name, set.items[i].name) < 0);
+	store_mailboxes_free(&set);
+	TEST_INT(store_mailbox_delete(store, "n/m/c", &why, &err), 1);
+	TEST_INT(store_mailbox_delete(store, "n/m/c", &why, &err), 0);
+	TEST_INT(why, STORE_REFUSE_NONEXISTENT);
+}
+
+/* A message received into a temporary file, as APPEND does. */
+static void
+test_append_tmp(struct store *store, const char *text,
+    struct store_append_msg *m)
+{
+	int fd = -1;
+	const char *err = NULL;
+
+	memset(m, 0, sizeof(*m));
+	TEST_INT(store_append_file(store, &fd, m->file, &err), 0);
+	TEST_INT(write(fd, text, strlen(text)), strlen(text));
+	close(fd);
+	m->keywords = "";
+	m->internaldate = 1700000000;
+}
+
+static void
+test_mailbox_append(struct store *store)
+{
+	struct store_append_msg msgs[2];
+	struct store_status st;
+	struct store_msg_list list;
+	enum store_refusal why;
+	const char *err = NULL;
+	uint32_t uv = 0, uid = 0;
+	uint64_t bytes0, n0, bytes, n;
+
+	TEST_INT(store_usage(store, &bytes0, &n0), 0);
+	TEST_INT(store_mailbox_create(store, "ap", NULL, &why, &err), 1);
+	test_append_tmp(store, MSG1, &msgs[0]);
+	test_append_tmp(store, MSG2, &msgs[1]);
+	msgs[0].flags = STORE_FLAG_SEEN;
+	msgs[1].flags = STORE_FLAG_DELETED;
+	msgs[1].keywords = "$Label1 Work";
+	TEST_INT(store_append(store, "ap", msgs, 2, &uv, &uid, &why, &err),
+	    1);
+	TEST_INT(uid, 1);
+	TEST_INT(test_msg_files("tmp."), 0);
+	TEST_INT(store_status(store, "ap", &st, &err), 1);
+	TEST_INT(st.uidvalidity, uv);
+	TEST_INT(st.messages, 2);
+	TEST_INT(st.unseen, 1);
+	TEST_INT(st.deleted, 1);
+	TEST_INT(st.uidnext, 3);
+	TEST_INT(st.size, strlen(MSG1) + strlen(MSG2));
+	TEST_INT(store_usage(store, &bytes, &n), 0);
+	TEST_INT(n, n0 + 2);
+	TEST_INT(store_msg_list(store, "ap", &list, &err), 1);
+	TEST_INT(list.count, 2);
+	TEST_INT(list.count == 2 ? list.msgs[1].internaldate : 0, 1700000000);
+	store_msg_list_free(&list);
+	/* no such mailbox: refused, the temporary file gone */
+	test_append_tmp(store, MSG3, &msgs[0]);
+	TEST_INT(store_append(store, "nope", msgs, 1, &uv, &uid, &why, &err),
+	    0);
+	TEST_INT(why, STORE_REFUSE_NONEXISTENT);
+	TEST_INT(test_msg_files("tmp."), 0);
+	/* RENAME INBOX: the messages move, INBOX stays with its UIDs */
+	test_append_tmp(store, MSG3, &msgs[0]);
+	TEST_INT(store_append(store, "INBOX", msgs, 1, &uv, &uid, &why, &err),
+	    1);
+	TEST_INT(store_status(store, "INBOX", &st, &err), 1);
+	n = st.messages;
+	TEST_INT(store_mailbox_rename(store, "INBOX", "old/in", &why, &err),
+	    1);
+	TEST_INT(store_status(store, "INBOX", &st, &err), 1);
+	TEST_INT(st.messages, 0);
+	TEST_INT(st.uidnext, uid + 1);
+	TEST_INT(st.uidvalidity, uv);
+	TEST_INT(store_status(store, "old/in", &st, &err), 1);
+	TEST_INT(st.messages, n);
+	TEST_TRUE(st.uidvalidity != uv);
+	/* DELETE takes the messages and their usage */
+	TEST_INT(store_mailbox_delete(store, "ap", &why, &err), 1);
+	TEST_INT(store_usage(store, &bytes, &n), 0);
+	TEST_INT(n, n0 + 1);
+	TEST_INT(bytes, bytes0 + strlen(MSG3));
+	TEST_INT(test_sql_int("SELECT count(*) FROM expunged e JOIN mailboxes"
+	    " b ON b.id = e.mailbox_id WHERE b.name = 'INBOX' AND e.modseq ="
+	    " b.highestmodseq"), 4);
+}
+
+static void
+test_mailboxes(void)
+{
+	struct store *store;
+	const char *err = NULL;
+
+	test_mailbox_names();
+	TEST_INT(store_open(test_data, ACCOUNT, &store, &err), 0);
+	test_mailbox_tree(store);
+	test_mailbox_append(store);
+	store_close(&store);
+}
+
+/* ---- the IMAP selected state (store_select.c) ---- */
+
+static void
+test_select_deliver(struct store *store, const char *spool_dir, size_t n)
+{
+	const char *err = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		char *sp = xasprintf("%s/sel%zu", spool_dir, i);
+		char *id = xasprintf("SEL%zu/dan", i);
+		test_write(sp, i % 2 ? MSG2 : MSG1);
+		TEST_INT(store_deliver(store, sp, id, "INBOX", &err), 1);
+		free(sp);
+		free(id);
+	}
+}
+
+static uint32_t test_sel_uids[3];	/* INBOX of dan, ascending */
+
+static void
+test_select_flags(struct store *store)
+{
+	struct store_flags_req req = { .op = STORE_FLAGS_ADD,
+	    .flags = STORE_FLAG_SEEN, .keywords = "$b $A" };
+	struct store_flags_res res[3];
+	struct store_changes ch;
+	uint32_t uids[3] = { 0, 0, 99 };
+	const char *err = NULL;
+	uint64_t before;
+
+	TEST_INT(store_changes_get(store, "INBOX", 0, true, &ch, &err), 1);
+	TEST_INT(ch.count, 3);
+	if (ch.count < 3)
+		return;
+	uids[0] = ch.msgs[0].uid;	/* the UIDs delivery gave */
+	uids[1] = ch.msgs[1].uid;
+	test_sel_uids[0] = uids[0];
+	test_sel_uids[1] = uids[1];
+	test_sel_uids[2] = ch.msgs[2].uid;
+	before = ch.highestmodseq;
+	store_changes_free(&ch);
+	TEST_INT(store_flags_change(store, "INBOX", &req, uids, 3, res, &err),
+	    1);
+	TEST_INT(res[0].status, STORE_FLAGS_CHANGED);
+	TEST_INT(res[2].status, STORE_FLAGS_GONE);
+	TEST_STR(res[0].keywords, "$A $b");	/* sorted */
+	TEST_INT(res[0].modseq, before + 1);
+	TEST_INT(res[1].modseq, before + 1);	/* one MODSEQ per STORE */
+	store_flags_res_clear(res, 3);
+	/* the same again changes nothing and takes no MODSEQ */
+	TEST_INT(store_flags_change(store, "INBOX", &req, uids, 2, res, &err),
+	    1);
+	TEST_INT(res[0].status, STORE_FLAGS_SAME);
+	store_flags_res_clear(res, 2);
+	/* keywords compare case-insensitively; UNCHANGEDSINCE */
+	req = (struct store_flags_req){ .op = STORE_FLAGS_REMOVE,
+	    .keywords = "$a", .conditional = true,
+	    .unchangedsince = before };
+	TEST_INT(store_flags_change(store, "INBOX", &req, uids, 1, res, &err),
+	    1);
+	TEST_INT(res[0].status, STORE_FLAGS_MODIFIED);
+	store_flags_res_clear(res, 1);
+	req.unchangedsince = before + 1;
+	TEST_INT(store_flags_change(store, "INBOX", &req, uids, 1, res, &err),
+	    1);
+	TEST_INT(res[0].status, STORE_FLAGS_CHANGED);
+	TEST_STR(res[0].keywords, "$b");
+	store_flags_res_clear(res, 1);
+	/* since: only what changed after it */
+	TEST_INT(store_changes_get(store, "INBOX", before + 1, true, &ch,
+	    &err), 1);
+	TEST_INT(ch.count, 1);
+	TEST_INT(ch.count > 0 ? ch.msgs[0].uid : 0, uids[0]);
+	TEST_INT(ch.highestmodseq, before + 2);
+	store_changes_free(&ch);
+	TEST_INT(store_changes_get(store, "Nope", 0, true, &ch, &err), 0);
+}
+
+static void
+test_select_rows(struct store *store)
+{
+	struct store_row row, *rows = NULL;
+	const char *err = NULL;
+	char *text;
+	size_t n = 0;
+	int fd = -1;
+
+	TEST_INT(store_row_get(store, "INBOX", test_sel_uids[1], &row, &err),
+	    1);
+	TEST_INT(row.uid, test_sel_uids[1]);
+	TEST_INT(row.size, strlen(MSG2));
+	TEST_TRUE(row.envelope == NULL);
+	TEST_INT(store_row_open(store, &row, &fd, &err), 1);
+	text = test_read_fd(fd);
+	TEST_STR(text, MSG2);
+	free(text);
+	store_row_clear(&row);
+	TEST_INT(store_cache_set(store, "INBOX", test_sel_uids[1], "(env)",
+	    "(bs)", &err), 0);
+	TEST_INT(store_row_get(store, "INBOX", test_sel_uids[1], &row, &err),
+	    1);
+	TEST_STR(row.envelope, "(env)");
+	TEST_STR(row.bodystructure, "(bs)");
+	store_row_clear(&row);
+	TEST_INT(store_row_get(store, "INBOX", 77, &row, &err), 0);
+	TEST_INT(store_rows_list(store, "INBOX", &rows, &n, &err), 1);
+	TEST_INT(n, 3);
+	if (n == 3)
+		TEST_STR(rows[0].keywords, "$b");
+	store_rows_free(&rows, n);
+}
+
+static void
+test_select_copy(struct store *store)
+{
+	struct store_flags_req req = { .op = STORE_FLAGS_ADD,
+	    .flags = STORE_FLAG_DELETED, .keywords = "" };
+	struct store_flags_res res[1];
+	const uint32_t uids[] = { test_sel_uids[0], test_sel_uids[2],
+	    test_sel_uids[2] + 50 }, del[] = { test_sel_uids[2] };
+	uint32_t *src = NULL, *dst = NULL, *d = NULL, v = 0;
+	struct store_changes ch;
+	const char *err = NULL;
+	uint64_t gone = 0, msgs = 0, bytes = 0, msgs2 = 0, bytes2 = 0;
+	struct store_row row;
+	char *text;
+	size_t n = 0;
+	int fd = -1;
+
+	TEST_INT(store_usage(store, &bytes, &msgs), 0);
+	TEST_INT(store_copy(store, "INBOX", "Trash", uids, 3, &v, &src, &dst,
+	    &n, &err), 1);
+	TEST_INT(n, 2);
+	TEST_INT(src[0], uids[0]);
+	TEST_INT(src[1], uids[1]);
+	TEST_INT(dst[1], dst[0] + 1);
+	TEST_TRUE(v > 0);
+	free(src);
+	free(dst);
+	TEST_INT(store_usage(store, &bytes2, &msgs2), 0);
+	TEST_INT(msgs2, msgs + 2);
+	TEST_INT(bytes2, bytes + strlen(MSG1) * 2);
+	TEST_INT(store_copy(store, "INBOX", "Nope", uids, 1, &v, &src, &dst,
+	    &n, &err), 0);
+	TEST_INT(store_changes_get(store, "Trash", 0, false, &ch, &err), 1);
+	TEST_INT(ch.count, 2);
+	if (ch.count == 2)	/* flags travel along */
+		TEST_STR(ch.msgs[0].keywords, "$b");
+	store_changes_free(&ch);
+	/* the copies share the file: expunging the original keeps it */
+	TEST_INT(store_flags_change(store, "INBOX", &req, del, 1, res, &err),
+	    1);
+	store_flags_res_clear(res, 1);
+	TEST_INT(store_deleted_uids(store, "INBOX", &d, &n, &err), 1);
+	TEST_INT(n, 1);
+	TEST_INT(n > 0 ? d[0] : 0, del[0]);
+	TEST_INT(store_expunge(store, "INBOX", d, n, &gone, &err), 0);
+	free(d);
+	TEST_INT(store_changes_get(store, "Trash", 0, false, &ch, &err), 1);
+	TEST_INT(store_row_get(store, "Trash", ch.count == 2 ?
+	    ch.msgs[1].uid : 0, &row, &err), 1);
+	store_changes_free(&ch);
+	TEST_INT(store_row_open(store, &row, &fd, &err), 1);
+	text = test_read_fd(fd);
+	TEST_STR(text, MSG1);
+	free(text);
+	store_row_clear(&row);
+	/* the expunge shows as vanished since the old MODSEQ */
+	TEST_INT(store_changes_get(store, "INBOX", 1, true, &ch, &err), 1);
+	TEST_TRUE(ch.nvanished >= 1);
+	TEST_INT(ch.nvanished > 0 ? ch.vanished[ch.nvanished - 1] : 0,
+	    del[0]);
+	store_changes_free(&ch);
+}
+
+static void
+test_select(const char *spool_dir)
+{
+	struct store *store;
+	const char *err = NULL;
+
+	TEST_INT(store_open(test_data, "dan@example.test", &store, &err), 0);
+	test_select_deliver(store, spool_dir, 3);
+	test_select_flags(store);
+	test_select_rows(store);
+	test_select_copy(store);
+	store_close(&store);
+}
+
 int
 main(void)
 {
@@ -576,6 +942,8 @@ main(void)
 	test_reopen();
 	test_batch(spool_dir);
 	test_mailbox(spool_dir);
+	test_mailboxes();
+	test_select(spool_dir);
 	nftw(test_root, test_rm, 16, FTW_DEPTH | FTW_PHYS);
 	free(spool_dir);
 	free(test_account_dir);

@@ -1,0 +1,853 @@
+/*
+ * imap_cmd_search.c - SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501
+ * §6.4.4) with ESEARCH return options (RFC 4731: MIN MAX COUNT ALL) and
+ * the MODSEQ key (RFC 7162 §3.1.5).
+ *
+ * The keys are parsed on the loop into a tree; the pool job reads every
+ * row of the mailbox once and, only for header and body keys, the
+ * message files: the header block (at most IMAP_SEARCH_HEADER_MAX
+ * bytes) and the body in chunks.  Strings match as case-insensitive
+ * ASCII substrings of the raw bytes.
+ * XXX: no decoding of RFC 2047 words or base64/QP bodies yet.
+ * XXX: internal dates compare in UTC, not the server's time zone.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "imap/imap_selected.h"
+
+#define IMAP_SEARCH_HEADER_MAX (1024 * 1024)
+#define IMAP_SEARCH_CHUNK (64 * 1024)
+#define IMAP_SEARCH_VALUE_MAX 1024	/* bytes of one search string */
+
+enum imap_sk_kind {
+	IMAP_SK_ALL,
+	IMAP_SK_NONE,
+	IMAP_SK_FLAG,		/* flag set (neg: not set) */
+	IMAP_SK_KEYWORD,
+	IMAP_SK_LARGER,
+	IMAP_SK_SMALLER,
+	IMAP_SK_SEQ,
+	IMAP_SK_UID,
+	IMAP_SK_BEFORE,
+	IMAP_SK_ON,
+	IMAP_SK_SINCE,
+	IMAP_SK_SENTBEFORE,
+	IMAP_SK_SENTON,
+	IMAP_SK_SENTSINCE,
+	IMAP_SK_HEADER,
+	IMAP_SK_BODY,
+	IMAP_SK_TEXT,
+	IMAP_SK_MODSEQ,
+	IMAP_SK_NOT,
+	IMAP_SK_OR,
+	IMAP_SK_AND,
+};
+
+struct imap_sk {
+	enum imap_sk_kind kind;
+	bool neg;
+	uint32_t flag;
+	uint64_t n;		/* size, modseq, day number */
+	char *field, *value;
+	struct imap_seqset set;
+	struct imap_sk *a, *b;	/* NOT: a; OR: a, b; AND: list in a */
+	struct imap_sk *next;	/* AND siblings */
+};
+
+/* What the pool needs to know of one message. */
+struct imap_search_msg {
+	const struct store_row *row;
+	uint32_t seq;
+	int fd;
+	struct buf hdr;
+	bool hdr_read;
+	bool failed;
+};
+
+struct imap_search_job {
+	struct imap_job base;
+	struct imap_sk *root;
+	bool uid, esearch, modseq_key;
+	unsigned ret;			/* IMAP_SR_* */
+	uint32_t *seqs, *uids;		/* the snapshot */
+	size_t n;
+	uint32_t *hits;			/* seq or UID */
+	size_t nhits;
+	uint64_t maxmodseq;
+	char *chunk;
+	int ret_code;
+};
+
+#define IMAP_SR_MIN 0x1
+#define IMAP_SR_MAX 0x2
+#define IMAP_SR_COUNT 0x4
+#define IMAP_SR_ALL 0x8
+
+static void
+imap_sk_free(struct imap_sk **kp)
+{
+	struct imap_sk *k = *kp;
+
+	while (k != NULL) {
+		struct imap_sk *next = k->next;
+		imap_sk_free(&k->a);
+		imap_sk_free(&k->b);
+		free(k->field);
+		free(k->value);
+		if (k->set.ranges != NULL)
+			imap_seqset_free(&k->set);
+		free(k);
+		k = next;
+	}
+	*kp = NULL;
+}
+
+/* ---- parsing (loop) ---- */
+
+static const struct {
+	const char *name;
+	uint32_t flag;
+	bool neg;
+} imap_sk_flags[] = {
+	{ "ANSWERED", STORE_FLAG_ANSWERED, false },
+	{ "DELETED", STORE_FLAG_DELETED, false },
+	{ "DRAFT", STORE_FLAG_DRAFT, false },
+	{ "FLAGGED", STORE_FLAG_FLAGGED, false },
+	{ "SEEN", STORE_FLAG_SEEN, false },
+	{ "UNANSWERED", STORE_FLAG_ANSWERED, true },
+	{ "UNDELETED", STORE_FLAG_DELETED, true },
+	{ "UNDRAFT", STORE_FLAG_DRAFT, true },
+	{ "UNFLAGGED", STORE_FLAG_FLAGGED, true },
+	{ "UNSEEN", STORE_FLAG_SEEN, true },
+	/* RFC 3501: no message is ever \Recent here */
+	{ "NEW", 0, false },
+	{ "RECENT", 0, false },
+	{ "OLD", 0, true },
+};
+
+/* Keys taking one string: header fields and texts. */
+static const struct {
+	const char *name;
+	enum imap_sk_kind kind;
+	const char *field;
+} imap_sk_strings[] = {
+	{ "FROM", IMAP_SK_HEADER, "From" },
+	{ "TO", IMAP_SK_HEADER, "To" },
+	{ "CC", IMAP_SK_HEADER, "Cc" },
+	{ "BCC", IMAP_SK_HEADER, "Bcc" },
+	{ "SUBJECT", IMAP_SK_HEADER, "Subject" },
+	{ "BODY", IMAP_SK_BODY, NULL },
+	{ "TEXT", IMAP_SK_TEXT, NULL },
+	{ "KEYWORD", IMAP_SK_KEYWORD, NULL },
+	{ "UNKEYWORD", IMAP_SK_KEYWORD, NULL },
+};
+
+static const struct {
+	const char *name;
+	enum imap_sk_kind kind;
+} imap_sk_dates[] = {
+	{ "BEFORE", IMAP_SK_BEFORE }, { "ON", IMAP_SK_ON },
+	{ "SINCE", IMAP_SK_SINCE }, { "SENTBEFORE", IMAP_SK_SENTBEFORE },
+	{ "SENTON", IMAP_SK_SENTON }, { "SENTSINCE", IMAP_SK_SENTSINCE },
+};
+
+static const char *const imap_months[] = { "jan", "feb", "mar", "apr",
+    "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec" };
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static int64_t
+imap_days(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* "d-Mon-yyyy" or "dd-Mon-yyyy" (RFC 9051 §9 date-text); -1 if bad. */
+static int
+imap_date_parse(const char *s, int64_t *day_r)
+{
+	unsigned d = 0, y = 0;
+	char mon[4];
+	size_t i = 0, k;
+
+	while (s[i] >= '0' && s[i] <= '9' && i < 2)
+		d = d * 10 + (unsigned)(s[i++] - '0');
+	if (i == 0 || s[i++] != '-' || d < 1 || d > 31)
+		return -1;
+	for (k = 0; k < 3; k++, i++) {
+		if (s[i] == '\0')
+			return -1;
+		mon[k] = (char)(s[i] | 0x20);
+	}
+	mon[3] = '\0';
+	if (s[i++] != '-')
+		return -1;
+	for (k = 0; k < 4; k++, i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		y = y * 10 + (unsigned)(s[i] - '0');
+	}
+	if (s[i] != '\0')
+		return -1;
+	for (k = 0; k < 12; k++)
+		if (strcmp(mon, imap_months[k]) == 0) {
+			*day_r = imap_days(y, (unsigned)k + 1, d);
+			return 0;
+		}
+	return -1;
+}
+
+static struct imap_sk *imap_sk_parse(const struct imap_arg **ap,
+    unsigned depth, const char **error_r);
+
+static struct imap_sk *
+imap_sk_new(enum imap_sk_kind kind)
+{
+	struct imap_sk *k = xmalloc(sizeof(*k));
+
+	k->kind = kind;
+	return k;
+}
+
+/* The next argument as a string (astring), advancing *ap. */
+static const char *
+imap_sk_string(const struct imap_arg **ap)
+{
+	const struct imap_arg *a = *ap;
+	const char *s;
+
+	if (a == NULL || (s = imap_arg_astring(a)) == NULL ||
+	    strlen(s) > IMAP_SEARCH_VALUE_MAX)
+		return NULL;
+	*ap = a->next;
+	return s;
+}
+
+static struct imap_sk *
+imap_sk_seqset(const char *atom, size_t len, enum imap_sk_kind kind,
+    const char **error_r)
+{
+	struct imap_sk *k = imap_sk_new(kind);
+
+	if (imap_seqset_parse(atom, len, &k->set, error_r) < 0) {
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+/* One key with a name of the tables above; NULL when unknown/bad. */
+static struct imap_sk *
+imap_sk_named(const char *name, const struct imap_arg **ap,
+    const char **error_r)
+{
+	struct imap_sk *k;
+	const char *v, *f;
+	int64_t day;
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(imap_sk_flags); i++)
+		if (strcasecmp(name, imap_sk_flags[i].name) == 0) {
+			k = imap_sk_new(imap_sk_flags[i].flag != 0 ?
+			    IMAP_SK_FLAG : imap_sk_flags[i].neg ?
+			    IMAP_SK_ALL : IMAP_SK_NONE);
+			k->flag = imap_sk_flags[i].flag;
+			k->neg = imap_sk_flags[i].neg;
+			return k;
+		}
+	for (size_t i = 0; i < MF_ARRAY_LEN(imap_sk_strings); i++)
+		if (strcasecmp(name, imap_sk_strings[i].name) == 0) {
+			if ((v = imap_sk_string(ap)) == NULL)
+				return NULL;
+			k = imap_sk_new(imap_sk_strings[i].kind);
+			k->value = xstrdup(v);
+			k->neg = strcasecmp(name, "UNKEYWORD") == 0;
+			if (imap_sk_strings[i].field != NULL)
+				k->field = xstrdup(imap_sk_strings[i].field);
+			return k;
+		}
+	for (size_t i = 0; i < MF_ARRAY_LEN(imap_sk_dates); i++)
+		if (strcasecmp(name, imap_sk_dates[i].name) == 0) {
+			if ((v = imap_sk_string(ap)) == NULL ||
+			    imap_date_parse(v, &day) < 0)
+				return NULL;
+			k = imap_sk_new(imap_sk_dates[i].kind);
+			k->n = (uint64_t)day;
+			return k;
+		}
+	if (strcasecmp(name, "HEADER") == 0) {
+		if ((f = imap_sk_string(ap)) == NULL ||
+		    (v = imap_sk_string(ap)) == NULL)
+			return NULL;
+		k = imap_sk_new(IMAP_SK_HEADER);
+		k->field = xstrdup(f);
+		k->value = xstrdup(v);
+		return k;
+	}
+	if (strcasecmp(name, "UID") == 0) {
+		const struct imap_arg *a = *ap;
+		if (a == NULL || a->type != IMAP_ARG_ATOM)
+			return NULL;
+		*ap = a->next;
+		return imap_sk_seqset(a->str, a->len, IMAP_SK_UID, error_r);
+	}
+	return NULL;
+}
+
+static struct imap_sk *
+imap_sk_number(const char *name, const struct imap_arg **ap)
+{
+	enum imap_sk_kind kind;
+	struct imap_sk *k;
+	uint64_t n;
+
+	if (strcasecmp(name, "LARGER") == 0)
+		kind = IMAP_SK_LARGER;
+	else if (strcasecmp(name, "SMALLER") == 0)
+		kind = IMAP_SK_SMALLER;
+	else if (strcasecmp(name, "MODSEQ") == 0)
+		kind = IMAP_SK_MODSEQ;
+	else
+		return NULL;
+	/* RFC 7162 §3.1.5: MODSEQ [entry-name entry-type-req] n */
+	if (kind == IMAP_SK_MODSEQ && *ap != NULL &&
+	    (*ap)->type == IMAP_ARG_QUOTED) {
+		*ap = (*ap)->next;
+		if (*ap == NULL)
+			return NULL;
+		*ap = (*ap)->next;
+	}
+	if (*ap == NULL || imap_arg_number(*ap, 0, INT64_MAX, &n) < 0)
+		return NULL;
+	*ap = (*ap)->next;
+	k = imap_sk_new(kind);
+	k->n = n;
+	return k;
+}
+
+/* Keys up to the end of the list, ANDed. */
+static struct imap_sk *
+imap_sk_list(const struct imap_arg *a, unsigned depth, const char **error_r)
+{
+	struct imap_sk *and = imap_sk_new(IMAP_SK_AND), **tail = &and->a;
+
+	if (a == NULL) {
+		*error_r = "Missing search key";
+		imap_sk_free(&and);
+		return NULL;
+	}
+	while (a != NULL) {
+		struct imap_sk *k = imap_sk_parse(&a, depth, error_r);
+		if (k == NULL) {
+			imap_sk_free(&and);
+			return NULL;
+		}
+		*tail = k;
+		tail = &k->next;
+	}
+	return and;
+}
+
+static struct imap_sk *
+imap_sk_parse(const struct imap_arg **ap, unsigned depth,
+    const char **error_r)
+{
+	const struct imap_arg *a = *ap;
+	struct imap_sk *k;
+
+	*error_r = "Invalid search key";
+	if (a == NULL || depth > IMAP_DEPTH_MAX)
+		return NULL;
+	*ap = a->next;
+	if (a->type == IMAP_ARG_LIST)
+		return imap_sk_list(a->list, depth + 1, error_r);
+	if (a->type != IMAP_ARG_ATOM)
+		return NULL;
+	if ((a->str[0] >= '0' && a->str[0] <= '9') || a->str[0] == '*' ||
+	    a->str[0] == '$')
+		return imap_sk_seqset(a->str, a->len, IMAP_SK_SEQ, error_r);
+	if (strcasecmp(a->str, "ALL") == 0)
+		return imap_sk_new(IMAP_SK_ALL);
+	if (strcasecmp(a->str, "NOT") == 0 || strcasecmp(a->str, "OR") == 0) {
+		bool or = strcasecmp(a->str, "OR") == 0;
+		k = imap_sk_new(or ? IMAP_SK_OR : IMAP_SK_NOT);
+		if ((k->a = imap_sk_parse(ap, depth + 1, error_r)) == NULL ||
+		    (or && (k->b = imap_sk_parse(ap, depth + 1,
+		    error_r)) == NULL)) {
+			imap_sk_free(&k);
+			return NULL;
+		}
+		return k;
+	}
+	if ((k = imap_sk_number(a->str, ap)) != NULL)
+		return k;
+	return imap_sk_named(a->str, ap, error_r);
+}
+
+/* ---- matching (pool) ---- */
+
+static bool
+imap_ci_find(const char *hay, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(hay + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/* The header block of the message (up to the blank line). */
+static bool
+imap_search_header(struct imap_search_job *sj, struct imap_search_msg *m)
+{
+	const char *err = NULL;
+	uint64_t off = 0;
+
+	if (m->hdr_read)
+		return !m->failed;
+	m->hdr_read = true;
+	if (store_row_open(sj->base.store, m->row, &m->fd, &err) != 1) {
+		m->failed = true;
+		return false;
+	}
+	while (m->hdr.len < IMAP_SEARCH_HEADER_MAX) {
+		ssize_t n = pread(m->fd, sj->chunk, IMAP_SEARCH_CHUNK,
+		    (off_t)off);
+		char *end;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf_add(&m->hdr, sj->chunk, (size_t)n);
+		off += (uint64_t)n;
+		if ((end = strstr(m->hdr.data, "\r\n\r\n")) != NULL) {
+			m->hdr.len = (size_t)(end - m->hdr.data) + 4;
+			m->hdr.data[m->hdr.len] = '\0';
+			break;
+		}
+	}
+	return true;
+}
+
+/* Field name's unfolded value contains value (case-insensitive). */
+static bool
+imap_search_field(const struct buf *hdr, const char *name,
+    const char *value)
+{
+	size_t nlen = strlen(name);
+	const char *p = hdr->data, *end = hdr->data + hdr->len;
+	struct buf v;
+	bool hit = false;
+
+	buf_init(&v, 0);
+	while (p < end && !hit) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol ? eol + 1 : end;
+		if ((size_t)(end - p) > nlen && p[nlen] == ':' &&
+		    strncasecmp(p, name, nlen) == 0) {
+			buf_reset(&v);
+			buf_add(&v, p + nlen + 1, (size_t)(next - p - nlen -
+			    1));
+			while (next < end && (*next == ' ' || *next == '\t')) {
+				eol = memchr(next, '\n', (size_t)(end - next));
+				const char *nn = eol ? eol + 1 : end;
+				buf_add(&v, next, (size_t)(nn - next));
+				next = nn;
+			}
+			hit = imap_ci_find(v.data, v.len, value);
+		}
+		p = next;
+	}
+	buf_free(&v);
+	return hit;
+}
+
+/* The body (after the header) contains value, read in chunks. */
+static bool
+imap_search_body(struct imap_search_job *sj, struct imap_search_msg *m,
+    const char *value)
+{
+	size_t vlen = strlen(value), keep = vlen > 0 ? vlen - 1 : 0;
+	uint64_t off = m->hdr.len;
+	struct buf win;
+	bool hit = false;
+
+	buf_init(&win, 0);
+	while (!hit) {
+		ssize_t n = pread(m->fd, sj->chunk, IMAP_SEARCH_CHUNK,
+		    (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf_add(&win, sj->chunk, (size_t)n);
+		off += (uint64_t)n;
+		hit = imap_ci_find(win.data, win.len, value);
+		/* keep the tail so a match across chunks is found */
+		if (win.len > keep)
+			buf_consume(&win, win.len - keep);
+	}
+	buf_free(&win);
+	return hit || vlen == 0;
+}
+
+/* The day of a Date: header, time and zone disregarded (RFC 9051). */
+static bool
+imap_search_sent(struct imap_search_job *sj, struct imap_search_msg *m,
+    int64_t *day_r)
+{
+	char date[128];
+	const char *p;
+	unsigned d, y;
+	char mon[4];
+
+	if (!imap_search_header(sj, m) || m->hdr.data == NULL)
+		return false;
+	p = m->hdr.data;
+	while (p != NULL && strncasecmp(p, "Date:", 5) != 0) {
+		p = strstr(p, "\n");
+		p = p != NULL ? p + 1 : NULL;
+	}
+	if (p == NULL)
+		return false;
+	str_lcpy(date, p + 5, sizeof(date));
+	p = strchr(date, ',');
+	p = p != NULL ? p + 1 : date;
+	if (sscanf(p, "%u %3s %u", &d, mon, &y) != 3)
+		return false;
+	for (size_t k = 0; k < 12; k++)
+		if (strcasecmp(mon, imap_months[k]) == 0) {
+			*day_r = imap_days(y < 100 ? y + 1900 +
+			    (y < 50 ? 100 : 0) : y, (unsigned)k + 1, d);
+			return true;
+		}
+	return false;
+}
+
+static bool imap_sk_match(struct imap_search_job *sj,
+    struct imap_search_msg *m, const struct imap_sk *k);
+
+static bool
+imap_sk_match_day(struct imap_search_job *sj, struct imap_search_msg *m,
+    const struct imap_sk *k)
+{
+	int64_t day, want = (int64_t)k->n;
+
+	if (k->kind <= IMAP_SK_SINCE) {
+		int64_t t = m->row->internaldate;
+		day = (t >= 0 ? t : t - 86399) / 86400;
+	} else if (!imap_search_sent(sj, m, &day)) {
+		return false;
+	}
+	switch (k->kind) {
+	case IMAP_SK_BEFORE:
+	case IMAP_SK_SENTBEFORE:
+		return day < want;
+	case IMAP_SK_ON:
+	case IMAP_SK_SENTON:
+		return day == want;
+	default:
+		return day >= want;
+	}
+}
+
+static bool
+imap_sk_keyword(const char *keywords, const char *kw)
+{
+	const char *p = keywords;
+	size_t len = strlen(kw);
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ' ');
+		size_t l = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (l == len && strncasecmp(p, kw, len) == 0)
+			return true;
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+static bool
+imap_sk_match(struct imap_search_job *sj, struct imap_search_msg *m,
+    const struct imap_sk *k)
+{
+	const struct store_row *r = m->row;
+
+	switch (k->kind) {
+	case IMAP_SK_ALL:
+		return true;
+	case IMAP_SK_NONE:
+		return false;
+	case IMAP_SK_FLAG:
+		return ((r->flags & k->flag) != 0) != k->neg;
+	case IMAP_SK_KEYWORD:
+		return imap_sk_keyword(r->keywords, k->value) != k->neg;
+	case IMAP_SK_LARGER:
+		return r->size > k->n;
+	case IMAP_SK_SMALLER:
+		return r->size < k->n;
+	case IMAP_SK_SEQ:
+		return imap_seqset_contains(&k->set, m->seq);
+	case IMAP_SK_UID:
+		return imap_seqset_contains(&k->set, r->uid);
+	case IMAP_SK_MODSEQ:
+		return r->modseq >= k->n;
+	case IMAP_SK_HEADER:
+		return imap_search_header(sj, m) && m->hdr.data != NULL &&
+		    imap_search_field(&m->hdr, k->field, k->value);
+	case IMAP_SK_BODY:
+		return imap_search_header(sj, m) &&
+		    imap_search_body(sj, m, k->value);
+	case IMAP_SK_TEXT:
+		return imap_search_header(sj, m) && ((m->hdr.data != NULL &&
+		    imap_ci_find(m->hdr.data, m->hdr.len, k->value)) ||
+		    imap_search_body(sj, m, k->value));
+	case IMAP_SK_NOT:
+		return !imap_sk_match(sj, m, k->a);
+	case IMAP_SK_OR:
+		return imap_sk_match(sj, m, k->a) ||
+		    imap_sk_match(sj, m, k->b);
+	case IMAP_SK_AND:
+		for (const struct imap_sk *c = k->a; c != NULL; c = c->next)
+			if (!imap_sk_match(sj, m, c))
+				return false;
+		return true;
+	default:
+		return imap_sk_match_day(sj, m, k);
+	}
+}
+
+static void
+imap_search_work(struct imap_job *j)
+{
+	struct imap_search_job *sj = (struct imap_search_job *)j;
+	struct store_row *rows = NULL;
+	size_t nrows = 0, r = 0;
+	const char *err = NULL;
+
+	sj->ret_code = store_rows_list(j->store, j->mailbox, &rows, &nrows,
+	    &err);
+	if (sj->ret_code < 0)
+		str_lcpy(j->error, err ? err : "?", sizeof(j->error));
+	sj->chunk = xmalloc(IMAP_SEARCH_CHUNK);
+	sj->hits = xreallocarray(NULL, sj->n + 1, sizeof(*sj->hits));
+	for (size_t i = 0; sj->ret_code == 1 && i < sj->n; i++) {
+		struct imap_search_msg m = { .seq = sj->seqs[i], .fd = -1 };
+		while (r < nrows && rows[r].uid < sj->uids[i])
+			r++;
+		if (r == nrows || rows[r].uid != sj->uids[i])
+			continue;	/* expunged meanwhile */
+		m.row = &rows[r];
+		buf_init(&m.hdr, IMAP_SEARCH_HEADER_MAX + IMAP_SEARCH_CHUNK);
+		if (imap_sk_match(sj, &m, sj->root)) {
+			sj->hits[sj->nhits++] = sj->uid ? m.row->uid : m.seq;
+			if (m.row->modseq > sj->maxmodseq)
+				sj->maxmodseq = m.row->modseq;
+		}
+		buf_free(&m.hdr);
+		if (m.fd >= 0)
+			close(m.fd);
+	}
+	store_rows_free(&rows, nrows);
+}
+
+/* ---- answering (loop) ---- */
+
+static void
+imap_search_free(struct imap_job *j)
+{
+	struct imap_search_job *sj = (struct imap_search_job *)j;
+
+	imap_sk_free(&sj->root);
+	free(sj->seqs);
+	free(sj->uids);
+	free(sj->hits);
+	free(sj->chunk);
+	free(sj);
+}
+
+static void
+imap_search_esearch(struct imap_session *s, struct imap_search_job *sj,
+    struct buf *b)
+{
+	buf_printf(b, "ESEARCH (TAG \"%s\")%s", s->tag, sj->uid ? " UID" :
+	    "");
+	if (sj->nhits > 0 && (sj->ret & IMAP_SR_MIN))
+		buf_printf(b, " MIN %u", sj->hits[0]);
+	if (sj->nhits > 0 && (sj->ret & IMAP_SR_MAX))
+		buf_printf(b, " MAX %u", sj->hits[sj->nhits - 1]);
+	if (sj->ret & IMAP_SR_COUNT)
+		buf_printf(b, " COUNT %zu", sj->nhits);
+	if (sj->nhits > 0 && (sj->ret & IMAP_SR_ALL)) {
+		buf_adds(b, " ALL ");
+		imap_uidset_out(b, sj->hits, sj->nhits);
+	}
+	if (sj->nhits > 0 && sj->modseq_key)
+		buf_printf(b, " MODSEQ %llu",
+		    (unsigned long long)sj->maxmodseq);
+}
+
+static void
+imap_search_done(struct imap_session *s, struct imap_job *j)
+{
+	struct imap_search_job *sj = (struct imap_search_job *)j;
+	struct buf b;
+
+	if (sj->ret_code <= 0) {
+		log_warnx("%s imap search: %s", s->sid, j->error);
+		imap_job_end(s, j, false, "NO", "[UNAVAILABLE] SEARCH failed");
+		return;
+	}
+	buf_init(&b, 0);
+	if (sj->esearch) {
+		imap_search_esearch(s, sj, &b);
+	} else {
+		buf_adds(&b, "SEARCH");
+		for (size_t i = 0; i < sj->nhits; i++)
+			buf_printf(&b, " %u", sj->hits[i]);
+		/* RFC 7162 §3.1.5 */
+		if (sj->nhits > 0 && sj->modseq_key)
+			buf_printf(&b, " (MODSEQ %llu)",
+			    (unsigned long long)sj->maxmodseq);
+	}
+	imap_untagged(s, "%s", b.data);
+	buf_free(&b);
+	imap_job_end(s, j, false, "OK", "%sSEARCH completed",
+	    sj->uid ? "UID " : "");
+}
+
+/* RETURN (MIN MAX COUNT ALL), RFC 4731 §3.1; "()" means ALL. */
+static int
+imap_search_return(struct imap_search_job *sj, const struct imap_arg *l)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} opts[] = { { "MIN", IMAP_SR_MIN }, { "MAX", IMAP_SR_MAX },
+	    { "COUNT", IMAP_SR_COUNT }, { "ALL", IMAP_SR_ALL } };
+
+	if (l == NULL || l->type != IMAP_ARG_LIST)
+		return -1;
+	sj->esearch = true;
+	for (const struct imap_arg *a = l->list; a != NULL; a = a->next) {
+		size_t i;
+		for (i = 0; i < MF_ARRAY_LEN(opts); i++)
+			if (imap_arg_is_atom(a, opts[i].name))
+				break;
+		if (i == MF_ARRAY_LEN(opts))
+			return -1;
+		sj->ret |= opts[i].bit;
+	}
+	if (sj->ret == 0)
+		sj->ret = IMAP_SR_ALL;
+	return 0;
+}
+
+static bool
+imap_sk_has_modseq(const struct imap_sk *k)
+{
+	for (; k != NULL; k = k->next)
+		if (k->kind == IMAP_SK_MODSEQ || imap_sk_has_modseq(k->a) ||
+		    imap_sk_has_modseq(k->b))
+			return true;
+	return false;
+}
+
+/* Resolves the sequence sets of the tree against the snapshot. */
+static void
+imap_sk_resolve(struct imap_sk *k, const struct imap_mailbox *mbox)
+{
+	for (; k != NULL; k = k->next) {
+		if (k->kind == IMAP_SK_SEQ)
+			imap_seqset_resolve(&k->set, (uint32_t)mbox->count,
+			    NULL);
+		else if (k->kind == IMAP_SK_UID)
+			imap_seqset_resolve(&k->set, mbox->count > 0 ?
+			    mbox->msgs[mbox->count - 1].uid : 0, NULL);
+		imap_sk_resolve(k->a, mbox);
+		imap_sk_resolve(k->b, mbox);
+	}
+}
+
+static int
+imap_search_parse(struct imap_session *s, struct imap_search_job *sj,
+    const struct imap_command *cmd, const char **status_r,
+    const char **error_r)
+{
+	const struct imap_arg *a = cmd->args;
+
+	*status_r = "BAD";
+	*error_r = "Invalid RETURN options";
+	if (imap_arg_is_atom(a, "RETURN")) {
+		if (imap_search_return(sj, a->next) < 0)
+			return -1;
+		a = a->next->next;
+	}
+	if (imap_arg_is_atom(a, "CHARSET")) {
+		const char *cs = a->next ? imap_arg_astring(a->next) : NULL;
+		*error_r = "Missing charset";
+		if (cs == NULL)
+			return -1;
+		if (strcasecmp(cs, "UTF-8") != 0 &&
+		    strcasecmp(cs, "US-ASCII") != 0) {
+			*status_r = "NO";
+			*error_r = "[BADCHARSET (UTF-8 US-ASCII)] Unsupported "
+			    "charset";
+			return -1;
+		}
+		a = a->next->next;
+	}
+	if ((sj->root = imap_sk_list(a, 0, error_r)) == NULL)
+		return -1;
+	/* RFC 9051 §7.3.4: an IMAP4rev2 client always gets ESEARCH */
+	if (s->rev2 && !sj->esearch) {
+		sj->esearch = true;
+		sj->ret = IMAP_SR_ALL;
+	}
+	sj->modseq_key = imap_sk_has_modseq(sj->root);
+	if (sj->modseq_key)
+		s->condstore = true;
+	return 0;
+}
+
+void
+imap_cmd_search(struct imap_session *s, const struct imap_command *cmd,
+    bool uid)
+{
+	struct imap_search_job *sj = xmalloc(sizeof(*sj));
+	const char *status, *err;
+	struct imap_mailbox *mbox = s->mbox;
+
+	sj->uid = uid;
+	if (imap_search_parse(s, sj, cmd, &status, &err) < 0) {
+		imap_search_free(&sj->base);
+		imap_tagged(s, cmd->tag, status, "%s", err);
+		return;
+	}
+	imap_sk_resolve(sj->root, mbox);
+	sj->n = mbox->count;
+	sj->seqs = xreallocarray(NULL, sj->n + 1, sizeof(*sj->seqs));
+	sj->uids = xreallocarray(NULL, sj->n + 1, sizeof(*sj->uids));
+	for (size_t i = 0; i < sj->n; i++) {
+		sj->seqs[i] = (uint32_t)i + 1;
+		sj->uids[i] = mbox->msgs[i].uid;
+	}
+	imap_job_init(s, &sj->base, imap_search_work, imap_search_done,
+	    imap_search_free);
+	imap_job_start(s, &sj->base);
+}
