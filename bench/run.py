@@ -1073,9 +1073,20 @@ def print_table(cells, modes, sessions_list, servers, notes):
         print("note: %s" % n)
 
 
-def main():
+INTERRUPTED = False
+
+
+def inbound_main(argv=None):
+    global INTERRUPTED
     ap = argparse.ArgumentParser(
-        description="Inbound SMTP benchmark: Mailfort vs Postfix")
+        description="Inbound SMTP benchmark: Mailfort vs Postfix "
+        "(--suite imap|all: see bench/imap.py --help)")
+    ap.add_argument("--suite", choices=["inbound", "imap", "all"],
+                    default="all", help="benchmark suite (default all: "
+                    "inbound, then imap)")
+    ap.add_argument("--imap-args", default="",
+                    help="with --suite all: extra options for the imap "
+                    "suite, one quoted string")
     ap.add_argument("--mailfort", default="build/mailfort",
                     help="path of the mailfort binary")
     ap.add_argument("--seconds", type=float, default=8.0,
@@ -1108,7 +1119,7 @@ def main():
     ap.add_argument("--results", default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "results"),
         help="directory for the JSON results")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     command = " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -1298,6 +1309,7 @@ def main():
                             notes.append(msg.splitlines()[0])
                             del active[name]
     except KeyboardInterrupt:
+        INTERRUPTED = True
         log("interrupted; stopping servers")
         notes.append("run interrupted")
     finally:
@@ -1378,6 +1390,53 @@ def main():
         f.write("\n")
     print("results: %s" % out)
     return 0 if cells else 1
+
+
+# options that mean the same in both suites; --suite all passes them on
+SHARED_OPTS = ("--mailfort", "--workdir", "--mailfort-user", "--results")
+SHARED_FLAGS = ("--keep",)
+
+
+def main(argv=None):
+    """--suite inbound|imap|all (default all).  imap: every other option goes
+    to bench/imap.py.  all: the inbound suite with the given options, then
+    the imap suite with the shared ones (--mailfort, --workdir, --keep,
+    --mailfort-user, --results) plus --imap-args."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--suite", choices=["inbound", "imap", "all"],
+                     default="all")
+    pre.add_argument("--imap-args", default="")
+    known, rest = pre.parse_known_args(argv)
+    if known.suite == "imap":
+        import imap
+        return imap.main(rest + shlex.split(known.imap_args))
+    if known.suite == "inbound" or "-h" in rest or "--help" in rest:
+        return inbound_main(argv)
+    rc = inbound_main(argv)
+    if INTERRUPTED:
+        return rc
+    shared = []
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        name = a.split("=", 1)[0]
+        if name in SHARED_FLAGS:
+            shared.append(a)
+        elif name in SHARED_OPTS:
+            shared.append(a)
+            if "=" not in a and i + 1 < len(rest):
+                i += 1
+                shared.append(rest[i])
+        i += 1
+    print()
+    sys.stdout.flush()
+    import imap
+    try:
+        rc2 = imap.main(shared + shlex.split(known.imap_args))
+    except KeyboardInterrupt:
+        return 130
+    return max(rc, rc2)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ what=${1:-build}
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libssl-dev
  libsqlite3-dev libinih-dev libcrypt-dev libargon2-dev openssl"
 case "$what" in
-test) pkgs="$pkgs python3 python3-pytest swaks fetchmail isync clang libclang-rt-14-dev" ;;
-bench) pkgs="$pkgs python3 postfix swaks" ;;
+test) pkgs="$pkgs python3 python3-pytest swaks fetchmail isync clang libclang-rt-14-dev python3-dkim" ;;
+bench) pkgs="$pkgs python3 postfix swaks dovecot-imapd" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 missing=""

@@ -548,3 +548,28 @@ def test_schema_v1_store_is_migrated(make_server, pki):
 
 def srv_dir_root(s):
     return os.path.join(s.data_dir, "mail")
+
+
+def test_append_to_selected_mailbox_reports_exists_first(make_server, pki):
+    """RFC 9051 §6.3.12: the new message is announced before the OK, so
+    the UID from APPENDUID can be used at once (found by bench/imap.py:
+    the UID STORE right after an APPEND changed nothing)."""
+    import imaplib
+    from conftest import PASSWORDS, client_ctx
+    s = make_server(imap=True)
+    c = imaplib.IMAP4_SSL("127.0.0.1", s.imaps_port,
+                          ssl_context=client_ctx(pki))
+    c.login("user@example.test", PASSWORDS["user@example.test"])
+    c.select("INBOX")
+    typ, data = c.append("INBOX", None, None,
+                         b"Subject: a\r\n\r\nappended\r\n")
+    assert typ == "OK"
+    assert c.untagged_responses.get("EXISTS")[-1] == b"1"
+    uid = data[0].decode().split("APPENDUID ")[1].split()[1].rstrip("]")
+    typ, data = c.uid("STORE", uid, "+FLAGS", "(\\Deleted)")
+    assert typ == "OK" and data[0] is not None and b"Deleted" in data[0]
+    typ, data = c.uid("EXPUNGE", uid)
+    assert typ == "OK"
+    typ, data = c.uid("SEARCH", None, "ALL")
+    assert typ == "OK" and data[0] == b""
+    c.logout()

@@ -175,10 +175,12 @@ def test_select_responses_exact(srv, pki):
                         "\\Deleted \\Seen \\Draft \\*)] Flags permitted")
     assert lines[2] == "* 1 EXISTS"
     assert lines[3] == "* 0 RECENT"
-    assert re.fullmatch(r"\* OK \[UIDVALIDITY \d+\] UIDs valid", lines[4])
-    assert lines[5] == "* OK [UIDNEXT 2] Predicted next UID"
-    assert re.fullmatch(r"\* OK \[HIGHESTMODSEQ \d+\] Highest", lines[6])
-    assert len(lines) == 7
+    # RFC 3501 §6.3.1: IMAP4rev1 names the first unseen message
+    assert lines[4] == "* OK [UNSEEN 1] First unseen"
+    assert re.fullmatch(r"\* OK \[UIDVALIDITY \d+\] UIDs valid", lines[5])
+    assert lines[6] == "* OK [UIDNEXT 2] Predicted next UID"
+    assert re.fullmatch(r"\* OK \[HIGHESTMODSEQ \d+\] Highest", lines[7])
+    assert len(lines) == 8
     assert tagged.endswith("OK [READ-WRITE] SELECT completed")
     lines, tagged = r.ok("EXAMINE INBOX")
     assert lines[0] == "* OK [CLOSED] Previous mailbox closed"
@@ -197,6 +199,7 @@ def test_select_responses_exact(srv, pki):
     if "IMAP4REV2" in lines[0].upper():
         lines, _ = r.ok("SELECT INBOX")
         assert "* 0 RECENT" not in lines
+        assert not any("[UNSEEN" in l for l in lines)
         assert '* LIST () "/" "INBOX"' in lines
     r.close()
 

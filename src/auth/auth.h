@@ -110,4 +110,46 @@ void lockout_success(struct lockout *lo, const struct sockaddr *sa);
 int auth_cli_user(const struct config *cfg, int argc, char **argv);
 int auth_cli_alias(const struct config *cfg, int argc, char **argv);
 
+/*
+ * Storage quotas (quota.c): docker-mailserver's dovecot-quotas.cf
+ * ("user@domain:SIZE" lines, [accounts] quotas) over [accounts]
+ * default_quota.  Bytes throughout; 0 means unlimited.
+ */
+#define QUOTA_SIZE_MAX (1ULL << 60)	/* largest SIZE accepted */
+#define QUOTA_REFRESH_SECONDS 1		/* file stat at most this often */
+
+/*
+ * SIZE of the file and of `mailfort quota set`: digits, optionally K, M,
+ * G or T (1024-based, any case), optionally a trailing B ("50M", "50MB",
+ * "2g", "1024K", "123").  Returns -1 for anything else or above
+ * QUOTA_SIZE_MAX.
+ */
+int quota_parse_size(const char *s, uint64_t *bytes_r) MF_WUR;
+
+/*
+ * A quota table: file (NULL or "": none; missing: empty) read now, bad
+ * lines logged and skipped; never fails.  One thread owns a table.
+ */
+struct quota_table;
+struct quota_table *quota_table_open(const char *file,
+    uint64_t default_bytes);
+void quota_table_free(struct quota_table **qt);
+/* Re-reads a changed file; cheap (stat at most once a second). */
+void quota_table_refresh(struct quota_table *qt);
+/* Lines loaded (logs, tests). */
+size_t quota_table_count(const struct quota_table *qt);
+/* The quota of user (any case): its line, else the default; *explicit_r
+ * (may be NULL) tells whether a line set it. */
+uint64_t quota_table_get(const struct quota_table *qt, const char *user,
+    bool *explicit_r);
+
+/*
+ * The quota of user under cfg, from this process's table (opened on
+ * first use, refreshed on each call).  Event loop thread only.
+ */
+uint64_t quota_get(const struct config *cfg, const char *user);
+
+/* `mailfort quota set USER SIZE | del USER`; argv[0] is "quota". */
+int auth_cli_quota(const struct config *cfg, int argc, char **argv);
+
 #endif

@@ -1,7 +1,8 @@
 /*
- * auth_cli.c - `mailfort user ...` and `mailfort alias ...`: edits of
- * postfix-accounts.cf and postfix-virtual.cf that a running server picks
- * up by itself (accounts_refresh()).
+ * auth_cli.c - `mailfort user ...`, `mailfort alias ...` and `mailfort
+ * quota ...`: edits of postfix-accounts.cf, postfix-virtual.cf and
+ * dovecot-quotas.cf that a running server picks up by itself
+ * (accounts_refresh(), quota_table_refresh()).
  *
  * Every edit is atomic: the whole file is written to FILE.tmp.<pid> in the
  * same directory, fsync'd, renamed over FILE, and the directory fsync'd,
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "store/store.h"
 
 #define AUTH_CLI_PW_MAX 1024	/* longest password read */
 #define AUTH_CLI_NEW_MODE 0640	/* mode of a file we create */
@@ -235,6 +237,7 @@ auth_cli_line_key(const char *line, const char *stops, char *out)
 }
 
 #define AUTH_CLI_USER_STOPS "|\r\n"
+#define AUTH_CLI_QUOTA_STOPS ":\r\n"
 #define AUTH_CLI_ALIAS_STOPS " \t\r\n"
 
 /* Reads the password from the first line of stdin, without echo on a tty. */
@@ -442,19 +445,47 @@ out:
 	return rc;
 }
 
+/*
+ * "user@d quota=BYTES|unlimited used=BYTES messages=N": the quota as the
+ * server applies it (quotas file, else default_quota), the usage read
+ * from the store without creating it (none yet: 0).
+ */
+static void
+auth_cli_user_line(const struct config *cfg, const struct quota_table *qt,
+    const char *addr)
+{
+	uint64_t quota = quota_table_get(qt, addr, NULL), used = 0, msgs = 0;
+	const char *err = NULL;
+	char qtext[24];
+
+	if (cfg->data_dir != NULL &&
+	    store_usage_peek(cfg->data_dir, addr, &used, &msgs, &err) < 0)
+		fprintf(stderr, "%s: usage: %s\n", addr, err);
+	if (quota == 0)
+		str_lcpy(qtext, "unlimited", sizeof(qtext));
+	else
+		snprintf(qtext, sizeof(qtext), "%llu",
+		    (unsigned long long)quota);
+	printf("%s quota=%s used=%llu messages=%llu\n", addr, qtext,
+	    (unsigned long long)used, (unsigned long long)msgs);
+}
+
 static int
-auth_cli_user_list(const char *path)
+auth_cli_user_list(const struct config *cfg, const char *path)
 {
 	char key[AUTH_ADDR_MAX + 1];
 	struct auth_cli_file f;
+	struct quota_table *qt;
 	int rc = 1;
 
 	if (auth_cli_file_read(path, &f) == 0) {
+		qt = quota_table_open(cfg->quotas_file, cfg->default_quota);
 		for (size_t i = 0; i < f.nlines; i++) {
 			auth_cli_line_key(f.lines[i], AUTH_CLI_USER_STOPS, key);
 			if (*key != '\0')
-				printf("%s\n", key);
+				auth_cli_user_line(cfg, qt, key);
 		}
+		quota_table_free(&qt);
 		rc = 0;
 	}
 	auth_cli_file_free(&f);
@@ -482,7 +513,7 @@ auth_cli_user(const struct config *cfg, int argc, char **argv)
 		if ((path = auth_cli_file_path(cfg->users_file,
 		    "users")) == NULL)
 			return 2;
-		return auth_cli_user_list(path);
+		return auth_cli_user_list(cfg, path);
 	}
 	if (!((strcmp(verb, "add") == 0 && (argc == 3 || argc == 4)) ||
 	    (strcmp(verb, "del") == 0 && argc == 3) ||
@@ -730,4 +761,118 @@ auth_cli_alias(const struct config *cfg, int argc, char **argv)
 	if (strcmp(verb, "add") == 0)
 		return auth_cli_alias_add(cfg, path, alias, target);
 	return auth_cli_alias_del(path, alias, argc == 4 ? target : NULL);
+}
+
+/* ---- quotas (dovecot-quotas.cf: "user@domain:SIZE") ---- */
+
+/* Sets addr's line to "addr:size", dropping any other line of addr. */
+static int
+auth_cli_quota_set(const char *path, const char *addr, const char *size)
+{
+	struct auth_cli_file f;
+	ssize_t i;
+	int rc = 1;
+
+	if (auth_cli_file_read(path, &f) == -1)
+		goto out;
+	if ((i = auth_cli_find(&f, AUTH_CLI_QUOTA_STOPS, addr)) == -1) {
+		auth_cli_file_append(&f, xasprintf("%s:%s", addr, size));
+	} else {
+		x_free(&f.lines[i]);
+		f.lines[i] = xasprintf("%s:%s", addr, size);
+		for (size_t k = (size_t)i + 1; k < f.nlines;) {
+			char key[AUTH_ADDR_MAX + 1];
+			auth_cli_line_key(f.lines[k], AUTH_CLI_QUOTA_STOPS,
+			    key);
+			if (strcmp(key, addr) == 0)
+				auth_cli_remove_line(&f, k);
+			else
+				k++;
+		}
+	}
+	if (auth_cli_file_write(&f) == -1)
+		goto out;
+	printf("set quota of %s to %s\n", addr, size);
+	rc = 0;
+out:
+	auth_cli_file_free(&f);
+	return rc;
+}
+
+static int
+auth_cli_quota_del(const char *path, const char *addr)
+{
+	struct auth_cli_file f;
+	bool found = false;
+	ssize_t i;
+	int rc = 1;
+
+	if (auth_cli_file_read(path, &f) == -1)
+		goto out;
+	while ((i = auth_cli_find(&f, AUTH_CLI_QUOTA_STOPS, addr)) != -1) {
+		auth_cli_remove_line(&f, (size_t)i);
+		found = true;
+	}
+	if (!found) {
+		fprintf(stderr, "no quota for %s\n", addr);
+		goto out;
+	}
+	if (auth_cli_file_write(&f) == -1)
+		goto out;
+	printf("deleted quota of %s\n", addr);
+	rc = 0;
+out:
+	auth_cli_file_free(&f);
+	return rc;
+}
+
+static int
+auth_cli_usage_quota(void)
+{
+	fprintf(stderr, "usage: mailfort quota set ADDRESS SIZE\n"
+	    "       mailfort quota del ADDRESS\n"
+	    "SIZE: bytes, or a number with K, M, G or T (1024-based); "
+	    "0: unlimited\n");
+	return 2;
+}
+
+/*
+ * `quota set` wants an account of the users file (as docker-mailserver's
+ * `setup quota set` does); `quota del` does not, so lines of deleted
+ * accounts can go.  ':' would end the address in the file: refused.
+ */
+int
+auth_cli_quota(const struct config *cfg, int argc, char **argv)
+{
+	char addr[AUTH_ADDR_MAX + 1];
+	const char *verb = argc > 1 ? argv[1] : "";
+	const char *path, *users;
+	uint64_t bytes;
+
+	if (!((strcmp(verb, "set") == 0 && argc == 4) ||
+	    (strcmp(verb, "del") == 0 && argc == 3)))
+		return auth_cli_usage_quota();
+	if ((path = auth_cli_file_path(cfg->quotas_file, "quotas")) == NULL ||
+	    auth_cli_addr(argv[2], false, addr) == -1)
+		return 2;
+	if (strchr(addr, ':') != NULL) {
+		fprintf(stderr, "invalid address: %s\n", argv[2]);
+		return 2;
+	}
+	if (strcmp(verb, "del") == 0)
+		return auth_cli_quota_del(path, addr);
+	if (quota_parse_size(argv[3], &bytes) == -1) {
+		fprintf(stderr, "invalid size: %s\n", argv[3]);
+		return 2;
+	}
+	if ((users = auth_cli_file_path(cfg->users_file, "users")) == NULL)
+		return 2;
+	switch (auth_cli_user_known(users, addr)) {
+	case -1:
+		return 1;
+	case 0:
+		fprintf(stderr, "no user %s\n", addr);
+		return 1;
+	}
+	return auth_cli_quota_set(path, addr, argv[3]);
 }

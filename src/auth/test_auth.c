@@ -1,6 +1,7 @@
 /*
  * test_auth.c - unit tests for password schemes, the account and alias
- * tables, recipient resolution, lockout and the user/alias commands.
+ * tables, recipient resolution, lockout, the user/alias commands, and
+ * the quota file and `quota` command.
  * Hashes are made at test time with explicit salts (crypt_r, argon2_hash),
  * plus one fixed vector from Python's crypt module to catch a verifier
  * that only agrees with itself.
@@ -747,15 +748,17 @@ test_cli_user(struct config *cfg)
 	    (st.st_mode & 07777) == 0600);
 
 	TEST_INT(cli_run(u, cfg, NULL, &out, 2, "user", "list"), 0);
-	TEST_STR(out, "old@example.test\nnew@example.test\n"
-	    "piped@elsewhere.test\n");
+#define NOQ " quota=unlimited used=0 messages=0\n"
+	TEST_STR(out, "old@example.test" NOQ "new@example.test" NOQ
+	    "piped@elsewhere.test" NOQ);
 	x_free(&out);
 	TEST_INT(cli_run(u, cfg, NULL, NULL, 3, "user", "del",
 	    "NEW@example.test"), 0);
 	TEST_INT(cli_run(u, cfg, NULL, NULL, 3, "user", "del",
 	    "new@example.test"), 1);
 	TEST_INT(cli_run(u, cfg, NULL, &out, 2, "user", "list"), 0);
-	TEST_STR(out, "old@example.test\npiped@elsewhere.test\n");
+	TEST_STR(out, "old@example.test" NOQ "piped@elsewhere.test" NOQ);
+#undef NOQ
 	x_free(&out);
 }
 
@@ -862,6 +865,162 @@ test_cli(void)
 	x_free(&cfg.aliases_file);
 }
 
+/* ---- quotas ---- */
+
+static void
+test_quota_sizes(void)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		uint64_t bytes;
+	} cases[] = {
+		{ "0", 0, 0 },
+		{ "123", 0, 123 },
+		{ "123B", 0, 123 },
+		{ "1024k", 0, 1024ULL * 1024 },
+		{ "1K", 0, 1024 },
+		{ "50M", 0, 50ULL << 20 },
+		{ "50mb", 0, 50ULL << 20 },
+		{ "2G", 0, 2ULL << 30 },
+		{ "2GB", 0, 2ULL << 30 },
+		{ "1T", 0, 1ULL << 40 },
+		{ "1048576T", 0, 1ULL << 60 },	/* QUOTA_SIZE_MAX */
+		{ "1048577T", -1, 0 },
+		{ "1152921504606846977", -1, 0 },
+		{ "99999999999999999999999", -1, 0 },
+		{ "", -1, 0 },
+		{ "M", -1, 0 },
+		{ "-1", -1, 0 },
+		{ "+5", -1, 0 },
+		{ "5 M", -1, 0 },
+		{ "5MM", -1, 0 },
+		{ "5P", -1, 0 },
+		{ "5BB", -1, 0 },
+		{ "5.5M", -1, 0 },
+		{ " 5", -1, 0 },
+		{ "5 ", -1, 0 },
+		{ "0x10", -1, 0 },
+	};
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(cases); i++) {
+		uint64_t b = 7;
+		int rc = quota_parse_size(cases[i].in, &b);
+		TEST_CHECK(rc == cases[i].rc, "\"%s\" rc %d", cases[i].in, rc);
+		if (rc == 0)
+			TEST_CHECK(b == cases[i].bytes, "\"%s\" = %llu",
+			    cases[i].in, (unsigned long long)b);
+	}
+}
+
+static void
+test_quota_table(void)
+{
+	char *path = tpath("dovecot-quotas.cf");
+	struct quota_table *qt;
+	bool ex = true;
+
+	write_file(path, "# quotas\n"
+	    "alice@example.test:50M\n"
+	    "  Bob@Example.TEST : 1024 \n"
+	    "carol@example.test:0\n"
+	    "bad line without colon\n"
+	    "dave@example.test:lots\n"
+	    "@example.test:5M\n"
+	    "eve@example.test:\n"
+	    "two@ats@example.test:5M\n"
+	    "alice@example.test:1G\n"
+	    "\n");
+	qt = quota_table_open(path, 4096);
+	TEST_INT(quota_table_count(qt), 3);
+	TEST_INT(quota_table_get(qt, "alice@example.test", &ex), 50 << 20);
+	TEST_TRUE(ex);
+	TEST_INT(quota_table_get(qt, "ALICE@example.test", NULL), 50 << 20);
+	TEST_INT(quota_table_get(qt, "bob@example.test", NULL), 1024);
+	/* 0 on a line: unlimited, whatever the default */
+	TEST_INT(quota_table_get(qt, "carol@example.test", &ex), 0);
+	TEST_TRUE(ex);
+	TEST_INT(quota_table_get(qt, "dave@example.test", &ex), 4096);
+	TEST_TRUE(!ex);
+	TEST_INT(quota_table_get(qt, "not an address", NULL), 4096);
+
+	/* a new version is seen after the refresh interval, not before */
+	replace_file(path, "dave@example.test:2K\n");
+	quota_table_refresh(qt);
+	sleep(QUOTA_REFRESH_SECONDS + 1);
+	quota_table_refresh(qt);
+	TEST_INT(quota_table_count(qt), 1);
+	TEST_INT(quota_table_get(qt, "dave@example.test", NULL), 2048);
+	TEST_INT(quota_table_get(qt, "alice@example.test", NULL), 4096);
+	/* a deleted file: nobody has a line any more */
+	xassert(unlink(path) == 0);
+	sleep(QUOTA_REFRESH_SECONDS + 1);
+	quota_table_refresh(qt);
+	TEST_INT(quota_table_count(qt), 0);
+	TEST_INT(quota_table_get(qt, "dave@example.test", NULL), 4096);
+	quota_table_free(&qt);
+	TEST_TRUE(qt == NULL);
+
+	qt = quota_table_open(NULL, 0);
+	TEST_INT(quota_table_get(qt, "dave@example.test", NULL), 0);
+	quota_table_free(&qt);
+	x_free(&path);
+}
+
+static void
+test_cli_quota(void)
+{
+	char *domains[] = { "example.test", NULL };
+	struct config cfg = { .domains = domains, .domain_count = 1 };
+	cli_fn *q = auth_cli_quota;
+	struct quota_table *qt;
+	char *out, *text;
+
+	cfg.users_file = tpath("q-accounts.cf");
+	cfg.quotas_file = tpath("q-quotas.cf");
+	cfg.default_quota = 100;
+	write_file(cfg.users_file, "a@example.test|{SHA512-CRYPT}$6$x$y\n"
+	    "b@example.test|{SHA512-CRYPT}$6$x$y\n");
+	write_file(cfg.quotas_file, "# keep me\nb@example.test:1M\n"
+	    "b@example.test:2M\n");
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 4, "quota", "set",
+	    "A@example.test", "50M"), 0);
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 4, "quota", "set",
+	    "b@example.test", "3G"), 0);
+	text = read_file(cfg.quotas_file);
+	TEST_STR(text, "# keep me\nb@example.test:3G\na@example.test:50M\n");
+	x_free(&text);
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 4, "quota", "set",
+	    "ghost@example.test", "1M"), 1);
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 4, "quota", "set",
+	    "a@example.test", "lots"), 2);
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 4, "quota", "set",
+	    "a:b@example.test", "1M"), 2);
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 3, "quota", "set",
+	    "a@example.test"), 2);
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 2, "quota", "frob"), 2);
+
+	TEST_INT(cli_run(auth_cli_user, &cfg, NULL, &out, 2, "user", "list"),
+	    0);
+	TEST_STR(out, "a@example.test quota=52428800 used=0 messages=0\n"
+	    "b@example.test quota=3221225472 used=0 messages=0\n");
+	x_free(&out);
+
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 3, "quota", "del",
+	    "b@example.test"), 0);
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 3, "quota", "del",
+	    "b@example.test"), 1);
+	qt = quota_table_open(cfg.quotas_file, cfg.default_quota);
+	TEST_INT(quota_table_get(qt, "a@example.test", NULL), 50 << 20);
+	TEST_INT(quota_table_get(qt, "b@example.test", NULL), 100);
+	quota_table_free(&qt);
+	cfg.quotas_file[0] = '\0';
+	TEST_INT(cli_run(q, &cfg, NULL, NULL, 3, "quota", "del",
+	    "a@example.test"), 2);
+	x_free(&cfg.users_file);
+	x_free(&cfg.quotas_file);
+}
+
 int
 main(void)
 {
@@ -876,6 +1035,9 @@ main(void)
 	test_accounts();
 	test_lockout();
 	test_cli();
+	test_quota_sizes();
+	test_quota_table();
+	test_cli_quota();
 	cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -4,7 +4,9 @@
  *   mailfort check-config [-c FILE]    report every configuration mistake
  *   mailfort user add|del|passwd|list  accounts (postfix-accounts.cf)
  *   mailfort alias add|del|list        aliases (postfix-virtual.cf)
+ *   mailfort quota set|del             quotas (dovecot-quotas.cf)
  *   mailfort queue list|flush|delete   the mail queue
+ *   mailfort dkim keygen|show|sign     DKIM keys and DNS records
  *   mailfort config-keys               the configuration reference
  *   mailfort version
  * -c FILE may appear anywhere; default $MAILFORT_CONFIG, then
@@ -17,6 +19,7 @@
 #include "auth/auth.h"
 #include "cli/cli.h"
 #include "core/config.h"
+#include "dkim/dkim.h"
 #include "server/server.h"
 
 #define CLI_DEFAULT_CONFIG "/etc/mailfort/mailfort.ini"
@@ -32,7 +35,10 @@ cli_usage(void)
 	    "  user add ADDRESS [PASSWORD] | del ADDRESS |\n"
 	    "       passwd ADDRESS [PASSWORD] | list\n"
 	    "  alias add ALIAS TARGET | del ALIAS [TARGET] | list\n"
+	    "  quota set ADDRESS SIZE | del ADDRESS\n"
 	    "  queue list | flush | delete ID\n"
+	    "  dkim keygen DOMAIN [--selector S] [--force] |\n"
+	    "       show DOMAIN [--selector S] | sign DOMAIN FILE\n"
 	    "  config-keys                 print every configuration key\n"
 	    "  version\n");
 }
@@ -105,8 +111,12 @@ main(int argc, char **argv)
 		rc = auth_cli_user(&cfg, n, args);
 	} else if (strcmp(args[0], "alias") == 0) {
 		rc = auth_cli_alias(&cfg, n, args);
+	} else if (strcmp(args[0], "quota") == 0) {
+		rc = auth_cli_quota(&cfg, n, args);
 	} else if (strcmp(args[0], "queue") == 0) {
 		rc = cli_queue(&cfg, n, args);
+	} else if (strcmp(args[0], "dkim") == 0) {
+		rc = dkim_cli(&cfg, n, args);
 	} else {
 		cli_usage();
 		rc = 2;

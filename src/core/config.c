@@ -87,6 +87,12 @@ static const struct cfg_row cfg_rows[] = {
   OFF(lockout_failures), "failed logins from one address before lockout" },
 { "accounts", "lockout_time", CFG_U64, "900", 1, 86400,
   OFF(lockout_seconds), "seconds an address stays locked out" },
+{ "accounts", "quotas", CFG_PATH, "", 0, 0, OFF(quotas_file),
+  "dovecot-quotas.cf (user@domain:SIZE lines, SIZE in bytes or with "
+  "K, M, G, T)" },
+{ "accounts", "default_quota", CFG_U64, "0", 0, 1ULL << 50,
+  OFF(default_quota), "bytes of mail per account without a quotas line; "
+  "0 = unlimited" },
 { "smtp", "trusted_networks", CFG_CIDRS, "", 0, 0, OFF(trusted),
   "clients that may relay without AUTH; empty: nobody" },
 { "smtp", "max_message_size", CFG_U64, "26214400", 1024, 1ULL << 31,
@@ -122,6 +128,12 @@ static const struct cfg_row cfg_rows[] = {
   "first retry delay, seconds" },
 { "queue", "retry_max", CFG_U64, "3600", 1, 604800, OFF(queue_retry_max),
   "longest retry delay, seconds" },
+{ "dkim", "selector", CFG_STR, "mail", 0, 0, OFF(dkim_selector),
+  "DNS selector of the RSA key (SELECTOR._domainkey.DOMAIN); the "
+  "Ed25519 key's is SELECTOR-ed25519" },
+{ "dkim", "key_dir", CFG_PATH, "", 0, 0, OFF(dkim_key_dir),
+  "DKIM keys as DOMAIN/SELECTOR.rsa.key and .ed25519.key; "
+  "empty: DATA_DIR/dkim" },
 };
 
 const char *const listener_names[LISTENER_COUNT] = {
@@ -609,6 +621,9 @@ config_load(const char *path, struct config *cfg, config_report_fn *report,
 	if (cfg->hostname != NULL && !cfg_valid_domain(cfg->hostname))
 		cfg_error(&l, path ? path : "default", 0, "server.hostname",
 		    "not a valid host name");
+	if (cfg->dkim_selector != NULL && !cfg_valid_domain(cfg->dkim_selector))
+		cfg_error(&l, path ? path : "default", 0, "dkim.selector",
+		    "not a valid selector (letters, digits, '-', '.')");
 	if (cfg->queue_retry_min > cfg->queue_retry_max)
 		cfg_error(&l, path ? path : "default", 0, "queue.retry_min",
 		    "larger than queue.retry_max");
@@ -644,11 +659,14 @@ config_free(struct config *cfg)
 	free(cfg->user);
 	free(cfg->users_file);
 	free(cfg->aliases_file);
+	free(cfg->quotas_file);
 	free(cfg->relay_host);
 	free(cfg->relay_user);
 	free(cfg->relay_password_file);
 	free(cfg->dns_resolver);
 	free(cfg->dns_trust_anchor);
+	free(cfg->dkim_selector);
+	free(cfg->dkim_key_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -67,6 +67,8 @@ struct config {
 	char subaddress_delimiter;	/* 0: off */
 	uint64_t lockout_failures;
 	uint64_t lockout_seconds;
+	char *quotas_file;		/* dovecot-quotas.cf, NULL: none */
+	uint64_t default_quota;		/* bytes; 0: unlimited */
 	/* [smtp] */
 	struct cidr_list trusted;
 	uint64_t max_message_size;
@@ -89,6 +91,9 @@ struct config {
 	uint64_t queue_max_lifetime;
 	uint64_t queue_retry_min;
 	uint64_t queue_retry_max;
+	/* [dkim] */
+	char *dkim_selector;
+	char *dkim_key_dir;		/* "": DATA_DIR/dkim */
 };
 
 extern const char *const listener_names[LISTENER_COUNT];

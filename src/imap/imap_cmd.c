@@ -1,9 +1,10 @@
 /*
  * imap_cmd.c - the dispatcher and the commands of any state and of the
  * not-authenticated state (RFC 9051 §6.1, §6.2): CAPABILITY, NOOP, LOGOUT,
- * STARTTLS, ID (RFC 2971), ENABLE (RFC 5161).  The dispatcher alone checks
- * state and the ports policy of DESIGN.md §1: on 143 before STARTTLS only
- * CAPABILITY, STARTTLS, NOOP and LOGOUT exist (LOGINDISABLED).
+ * STARTTLS, ID (RFC 2971), ENABLE (RFC 5161: CONDSTORE, QRESYNC,
+ * IMAP4rev2, UTF8=ACCEPT).  The dispatcher alone checks state and the
+ * ports policy of DESIGN.md §1: on 143 before STARTTLS only CAPABILITY,
+ * STARTTLS, NOOP and LOGOUT exist (LOGINDISABLED).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,8 @@ static const struct imap_cmd imap_core[] = {
 };
 
 const struct imap_cmd_table imap_cmds_core = {
-	imap_core, MF_ARRAY_LEN(imap_core), "",
+	/* RFC 6855: UTF8=ACCEPT is switched on with ENABLE */
+	imap_core, MF_ARRAY_LEN(imap_core), "UTF8=ACCEPT",
 };
 
 static const struct imap_cmd_table *const imap_tables[] = {
@@ -63,7 +65,9 @@ imap_greet(struct imap_session *s)
 void
 imap_capabilities(const struct imap_session *s, struct buf *out)
 {
-	buf_adds(out, "IMAP4rev1");
+	/* RFC 9051 §7.2.2: both versions; IMAP4rev1 stays the default
+	 * until ENABLE IMAP4rev2 */
+	buf_adds(out, "IMAP4rev1 IMAP4rev2");
 	if (imap_tls_required(s)) {
 		buf_adds(out, " STARTTLS LOGINDISABLED");
 		return;
@@ -244,6 +248,23 @@ imap_cmd_id(struct imap_session *s, const struct imap_command *cmd,
 	imap_tagged(s, cmd->tag, "OK", "ID completed");
 }
 
+/* RFC 9051 §6.3.1 IMAP4rev2 (which implies UTF-8 mailbox names,
+ * §5.1) and RFC 6855 §3 UTF8=ACCEPT. */
+static void
+imap_enable_utf8(struct imap_session *s, const struct imap_arg *a,
+    struct buf *on)
+{
+	if (imap_arg_is_atom(a, "IMAP4rev2")) {
+		if (!s->rev2)
+			buf_adds(on, " IMAP4rev2");
+		s->rev2 = s->utf8 = true;
+	} else if (imap_arg_is_atom(a, "UTF8=ACCEPT")) {
+		if (!s->utf8)
+			buf_adds(on, " UTF8=ACCEPT");
+		s->utf8 = true;
+	}
+}
+
 static void
 imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd,
     bool uid)
@@ -267,6 +288,7 @@ imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd,
 			s->condstore = true;
 			s->qresync |= q;
 		}
+		imap_enable_utf8(s, a, &on);
 	}
 	imap_untagged(s, "%s", on.data);
 	buf_free(&on);

@@ -16,8 +16,13 @@
  *   as SMTP refuses it (README: SMTP smuggling) - the store holds CRLF
  *   and we do not rewrite what the client sent; NUL is refused by the
  *   reader already (RFC 9051 §9 CHAR8);
- * - literal8 (RFC 3516 BINARY) is refused: NO [UNKNOWN-CTE];
- * - an empty message is refused.
+ * - literal8 (RFC 3516 BINARY) is refused: NO [UNKNOWN-CTE], except
+ *   as RFC 6855 §4's "UTF8 (~{n})" once UTF8=ACCEPT or IMAP4rev2 is
+ *   enabled (BAD before), taken as a plain literal: NUL is refused;
+ * - an empty message is refused;
+ * - the account's quota (RFC 9208 §4.4): NO [OVERQUOTA] before the data
+ *   when the announced sizes would exceed it, and again in the job before
+ *   the messages are recorded (others may have added mail meanwhile).
  * XXX: data is written to the file on the event loop: page-cache writes
  * of at most IMAP_READ_CHUNK bytes; the fsync runs on the pool.
  */
@@ -30,6 +35,7 @@
 #include <unistd.h>
 
 #include "imap/imap_cmd_mailbox.h"
+#include "imap/imap_cmd_quota.h"
 
 /* Keywords in one APPEND flag list. */
 #define IMAP_APPEND_KEYWORDS_MAX 64
@@ -41,6 +47,7 @@ struct imap_append_file {
 	uint64_t size;			/* announced */
 	uint64_t written;
 	bool bad_line;			/* bare CR or LF */
+	bool nul;			/* NUL (in a literal8) */
 	bool io_error;
 };
 
@@ -57,6 +64,8 @@ struct imap_append_job {
 	struct store_append_msg msgs[STORE_APPEND_MAX];
 	char *keywords[STORE_APPEND_MAX];
 	size_t count;
+	uint64_t quota;			/* bytes, 0: unlimited */
+	uint64_t bytes;			/* of all the messages */
 };
 
 static void
@@ -139,6 +148,38 @@ imap_append_start(struct imap_session *s, const struct imap_literal *lit)
 	return true;
 }
 
+/*
+ * Would the messages announced so far plus this one exceed the quota?
+ * XXX: reads the usage on the event loop: one row of the session's open
+ * store (WAL: readers never wait for writers), cheaper than parking the
+ * literal for a pool round trip.  The job checks again authoritatively.
+ */
+static bool
+imap_append_over_quota(struct imap_session *s, uint64_t size)
+{
+	uint64_t limit = imap_quota_limit(s), used = 0, messages = 0;
+
+	if (limit == 0 || store_usage(s->store, &used, &messages) < 0)
+		return false;
+	for (size_t i = 0; i < s->append->count; i++)
+		size += s->append->files[i].size;
+	return imap_quota_exceeded(limit, used, size);
+}
+
+/* RFC 6855 §4: does the literal announced open "UTF8 (" (the list it
+ * goes into is the last argument so far, still empty)?  The mailbox
+ * comes first, so a mailbox named UTF8 does not count. */
+static bool
+imap_append_utf8(const struct imap_arg *a)
+{
+	const struct imap_arg *prev = NULL;
+
+	for (; a != NULL && a->next != NULL; a = a->next)
+		prev = a;
+	return prev != NULL && a != NULL && a->type == IMAP_ARG_LIST &&
+	    a->count == 0 && imap_arg_is_atom(prev, "UTF8");
+}
+
 bool
 imap_append_literal(struct imap_session *s, const struct imap_literal *lit)
 {
@@ -160,14 +201,19 @@ imap_append_literal(struct imap_session *s, const struct imap_literal *lit)
 	}
 	if (s->append->count != n)
 		return imap_append_refuse(s, NULL, IMAP_ERR_SYNTAX);
-	if (lit->binary)
+	if (lit->binary && !imap_append_utf8(cmd->args))
 		return imap_append_refuse(s, "[UNKNOWN-CTE] Binary literals "
 		    "are not accepted", IMAP_ERR_LITERAL);
+	if (lit->binary && !s->utf8)
+		return imap_append_refuse(s, NULL, IMAP_ERR_SYNTAX);
 	if (n == STORE_APPEND_MAX)
 		return imap_append_refuse(s, "[LIMIT] Too many messages in "
 		    "one APPEND", IMAP_ERR_LITERAL_TOO_BIG);
 	if (lit->size > s->srv->cfg->max_message_size)
 		return imap_append_refuse(s, "[TOOBIG] Message too big",
+		    IMAP_ERR_LITERAL_TOO_BIG);
+	if (imap_append_over_quota(s, lit->size))
+		return imap_append_refuse(s, IMAP_QUOTA_OVER_TEXT,
 		    IMAP_ERR_LITERAL_TOO_BIG);
 	imap_append_start(s, lit);
 	return true;
@@ -204,6 +250,8 @@ imap_append_chunk(struct imap_session *s)
 	f = &a->files[a->count - 1];
 	if (!imap_append_lines_ok(data, len, &a->prev))
 		f->bad_line = true;
+	if (memchr(data, '\0', len) != NULL)
+		f->nul = true;	/* the reader lets literal8 have them */
 	while (a->fd >= 0 && !f->io_error && done < len) {
 		ssize_t w = write(a->fd, (const char *)data + done, len - done);
 		if (w < 0 && errno == EINTR)
@@ -353,14 +401,16 @@ imap_append_job_free(void *arg)
 }
 
 /*
- * One message's arguments from a: [flags] [date-time] literal.  Returns
- * the argument after the literal via *next_r; -1 BAD.
+ * One message's arguments from a: [flags] [date-time] (literal / "UTF8"
+ * SP "(" literal8 ")", RFC 6855 §4).  Returns the argument after the
+ * message via *next_r; -1 BAD.
  */
 static int
 imap_append_one(const struct imap_arg *a, struct imap_append_job *aj,
     const struct imap_append_in *in, const struct imap_arg **next_r)
 {
 	struct store_append_msg *m = &aj->msgs[aj->count];
+	const struct imap_arg *next;
 	size_t i = aj->count;
 
 	m->internaldate = (int64_t)time(NULL);
@@ -374,6 +424,15 @@ imap_append_one(const struct imap_arg *a, struct imap_append_job *aj,
 			return -1;
 		a = a->next;
 	}
+	next = a != NULL ? a->next : NULL;
+	if (imap_arg_is_atom(a, "UTF8")) {
+		a = a->next;
+		if (a == NULL || a->type != IMAP_ARG_LIST || a->count != 1 ||
+		    !(a->list->flags & IMAP_ARG_F_LITERAL8))
+			return -1;
+		next = a->next;
+		a = a->list;
+	}
 	if (a == NULL || !(a->flags & IMAP_ARG_F_STREAMED) ||
 	    i >= in->count || in->files[i].size != a->len ||
 	    in->files[i].written != a->len)
@@ -382,8 +441,9 @@ imap_append_one(const struct imap_arg *a, struct imap_append_job *aj,
 		aj->keywords[i] = xstrdup("");
 	m->keywords = aj->keywords[i];
 	str_lcpy(m->file, in->files[i].name, sizeof(m->file));
+	aj->bytes += in->files[i].size;
 	aj->count++;
-	*next_r = a->next;
+	*next_r = next;
 	return 0;
 }
 
@@ -393,7 +453,23 @@ imap_work_append(struct imap_mjob *j)
 	struct imap_append_job *aj = j->ctx;
 	const char *err = NULL;
 	uint32_t uidvalidity = 0, uid = 0;
+	uint64_t used = 0, messages = 0;
 
+	/* XXX: checked outside store_append()'s transaction: concurrent
+	 * deliveries may overshoot the quota by what they add meanwhile. */
+	if (aj->quota != 0) {
+		j->ret = store_usage(j->store, &used, &messages) < 0 ? -1 :
+		    imap_quota_exceeded(aj->quota, used, aj->bytes) ? 0 : 1;
+		if (j->ret != 1) {
+			for (size_t i = 0; i < aj->count; i++)
+				store_append_discard(j->store,
+				    aj->msgs[i].file);
+			if (j->ret < 0)
+				imap_mjob_fail(j, "read usage");
+			j->refusal = STORE_REFUSE_OVERQUOTA;
+			return;
+		}
+	}
 	j->ret = store_append(j->store, j->name, aj->msgs, aj->count,
 	    &uidvalidity, &uid, &j->refusal, &err);
 	if (j->ret < 0)
@@ -418,6 +494,8 @@ imap_append_check(const struct imap_append_in *in)
 			return "[SERVERBUG] Cannot store the message now";
 		if (in->files[i].bad_line)
 			return "[CANNOT] Lines must end in CRLF";
+		if (in->files[i].nul)
+			return "[CANNOT] NUL in message";
 		if (in->files[i].size == 0)
 			return "[CANNOT] Empty message";
 	}
@@ -449,6 +527,7 @@ imap_cmd_append(struct imap_session *s, const struct imap_command *cmd,
 	} else if (imap_mbox_arg(s, cmd->args, name, &err) < 0) {
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] %s", err);
 	} else {
+		aj->quota = imap_quota_limit(s);
 		j = imap_mjob_new(s, "APPEND", imap_work_append);
 		str_lcpy(j->name, name, sizeof(j->name));
 		j->ctx = aj;

@@ -868,8 +868,7 @@ imap_fetch_prepare(struct imap_session *s, struct imap_fetch_job *fj,
 		    &fj->uidset, error_r) < 0)
 			return -1;
 		fj->have_uidset = true;
-		imap_seqset_resolve(&fj->uidset, s->mbox->count > 0 ?
-		    s->mbox->msgs[s->mbox->count - 1].uid : 0, NULL);
+		imap_mbox_resolve(s->mbox, &fj->uidset, true);
 	}
 	return 0;
 }

@@ -19,6 +19,8 @@
 #include <strings.h>
 
 #include "imap/imap_cmd_mailbox.h"
+#include "imap/imap_cmd_quota.h"
+#include "imap/imap_selected.h"
 
 static void imap_cmd_create(struct imap_session *s,
     const struct imap_command *cmd, bool uid);
@@ -46,6 +48,10 @@ static const struct imap_cmd imap_mailbox_cmds[] = {
 	{ "NAMESPACE", IMAP_AS, imap_cmd_namespace },
 	{ "STATUS", IMAP_AS, imap_cmd_status },
 	{ "APPEND", IMAP_AS, imap_cmd_append },
+	/* QUOTA, RFC 9208 (imap_cmd_quota.c) */
+	{ "GETQUOTA", IMAP_AS, imap_cmd_getquota },
+	{ "GETQUOTAROOT", IMAP_AS, imap_cmd_getquotaroot },
+	{ "SETQUOTA", IMAP_AS, imap_cmd_setquota },
 };
 
 const struct imap_cmd_table imap_cmds_mailbox = {
@@ -53,7 +59,8 @@ const struct imap_cmd_table imap_cmds_mailbox = {
 	/* UIDPLUS is the selected table's (COPYUID, UID EXPUNGE); its
 	 * APPENDUID is served here */
 	"NAMESPACE MULTIAPPEND CHILDREN LIST-EXTENDED LIST-STATUS "
-	"SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE",
+	"SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE "
+	"QUOTA QUOTA=RES-STORAGE",
 };
 
 /* ---- the pool job ---- */
@@ -123,6 +130,8 @@ imap_mjob_refusal_text(const struct imap_mjob *j)
 		return "[LIMIT] Too many mailboxes or names too long";
 	case STORE_REFUSE_USEATTR:
 		return "[USEATTR] Unsupported special-use attribute";
+	case STORE_REFUSE_OVERQUOTA:
+		return IMAP_QUOTA_OVER_TEXT;
 	case STORE_REFUSE_NONE:
 		break;
 	}
@@ -143,6 +152,18 @@ imap_mjob_done(void *arg)
 	j->store = NULL;
 	if (j->out.len > 0)
 		imap_write(s, j->out.data, j->out.len);
+	if (j->ret == 1 && j->changed && s->state == IMAP_ST_SELECTED &&
+	    s->mbox != NULL) {
+		/* RFC 9051 §6.3.12: an APPEND (or RENAME...) touching the
+		 * selected mailbox is reported (EXISTS) before the OK, so the
+		 * APPENDUID it names is addressable at once. */
+		char text[160];
+		snprintf(text, sizeof(text), "%s%s", j->code, j->what);
+		ipc_notify_changed(s->user);
+		imap_mjob_free(j);
+		imap_sync_start(s, text, false);
+		return;
+	}
 	if (j->ret == 1)
 		imap_tagged(s, s->tag, "OK", "%s%s completed", j->code,
 		    j->what);

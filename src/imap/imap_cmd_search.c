@@ -1,12 +1,14 @@
 /*
  * imap_cmd_search.c - SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501
- * §6.4.4) with ESEARCH return options (RFC 4731: MIN MAX COUNT ALL) and
- * the MODSEQ key (RFC 7162 §3.1.5).
+ * §6.4.4) with ESEARCH return options (RFC 4731: MIN MAX COUNT ALL),
+ * SAVE and "$" (RFC 5182 SEARCHRES) and the MODSEQ key (RFC 7162
+ * §3.1.5).
  *
- * The keys are parsed on the loop into a tree; the pool job reads every
- * row of the mailbox once and, only for header and body keys, the
- * message files: the header block (at most IMAP_SEARCH_HEADER_MAX
- * bytes) and the body in chunks.  Strings match as case-insensitive
+ * The keys are parsed on the loop into a tree (the program SORT and
+ * THREAD run too, imap_search_prog_*); the pool job reads every row of
+ * the mailbox once and, only for header and body keys, the message
+ * files: the header block (at most IMAP_SEARCH_HEADER_MAX bytes) and
+ * the body in chunks.  Strings match as case-insensitive
  * ASCII substrings of the raw bytes.
  * XXX: no decoding of RFC 2047 words or base64/QP bodies yet.
  * XXX: internal dates compare in UTC, not the server's time zone.
@@ -21,8 +23,6 @@
 
 #include "imap/imap_selected.h"
 
-#define IMAP_SEARCH_HEADER_MAX (1024 * 1024)
-#define IMAP_SEARCH_CHUNK (64 * 1024)
 #define IMAP_SEARCH_VALUE_MAX 1024	/* bytes of one search string */
 
 enum imap_sk_kind {
@@ -60,27 +60,15 @@ struct imap_sk {
 	struct imap_sk *next;	/* AND siblings */
 };
 
-/* What the pool needs to know of one message. */
-struct imap_search_msg {
-	const struct store_row *row;
-	uint32_t seq;
-	int fd;
-	struct buf hdr;
-	bool hdr_read;
-	bool failed;
-};
-
 struct imap_search_job {
 	struct imap_job base;
-	struct imap_sk *root;
-	bool uid, esearch, modseq_key;
+	struct imap_search_prog prog;
+	bool uid, esearch;
+	bool save;			/* RETURN (SAVE ...) given */
 	unsigned ret;			/* IMAP_SR_* */
-	uint32_t *seqs, *uids;		/* the snapshot */
-	size_t n;
 	uint32_t *hits;			/* seq or UID */
 	size_t nhits;
 	uint64_t maxmodseq;
-	char *chunk;
 	int ret_code;
 };
 
@@ -88,6 +76,7 @@ struct imap_search_job {
 #define IMAP_SR_MAX 0x2
 #define IMAP_SR_COUNT 0x4
 #define IMAP_SR_ALL 0x8
+#define IMAP_SR_SAVE 0x10
 
 static void
 imap_sk_free(struct imap_sk **kp)
@@ -411,9 +400,8 @@ imap_ci_find(const char *hay, size_t len, const char *needle)
 	return false;
 }
 
-/* The header block of the message (up to the blank line). */
-static bool
-imap_search_header(struct imap_search_job *sj, struct imap_search_msg *m)
+bool
+imap_search_msg_header(struct imap_search_msg *m)
 {
 	const char *err = NULL;
 	uint64_t off = 0;
@@ -421,19 +409,19 @@ imap_search_header(struct imap_search_job *sj, struct imap_search_msg *m)
 	if (m->hdr_read)
 		return !m->failed;
 	m->hdr_read = true;
-	if (store_row_open(sj->base.store, m->row, &m->fd, &err) != 1) {
+	if (store_row_open(m->store, m->row, &m->fd, &err) != 1) {
 		m->failed = true;
 		return false;
 	}
 	while (m->hdr.len < IMAP_SEARCH_HEADER_MAX) {
-		ssize_t n = pread(m->fd, sj->chunk, IMAP_SEARCH_CHUNK,
+		ssize_t n = pread(m->fd, m->chunk, IMAP_SEARCH_CHUNK,
 		    (off_t)off);
 		char *end;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		buf_add(&m->hdr, sj->chunk, (size_t)n);
+		buf_add(&m->hdr, m->chunk, (size_t)n);
 		off += (uint64_t)n;
 		if ((end = strstr(m->hdr.data, "\r\n\r\n")) != NULL) {
 			m->hdr.len = (size_t)(end - m->hdr.data) + 4;
@@ -479,8 +467,7 @@ imap_search_field(const struct buf *hdr, const char *name,
 
 /* The body (after the header) contains value, read in chunks. */
 static bool
-imap_search_body(struct imap_search_job *sj, struct imap_search_msg *m,
-    const char *value)
+imap_search_body(struct imap_search_msg *m, const char *value)
 {
 	size_t vlen = strlen(value), keep = vlen > 0 ? vlen - 1 : 0;
 	uint64_t off = m->hdr.len;
@@ -489,13 +476,13 @@ imap_search_body(struct imap_search_job *sj, struct imap_search_msg *m,
 
 	buf_init(&win, 0);
 	while (!hit) {
-		ssize_t n = pread(m->fd, sj->chunk, IMAP_SEARCH_CHUNK,
+		ssize_t n = pread(m->fd, m->chunk, IMAP_SEARCH_CHUNK,
 		    (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		buf_add(&win, sj->chunk, (size_t)n);
+		buf_add(&win, m->chunk, (size_t)n);
 		off += (uint64_t)n;
 		hit = imap_ci_find(win.data, win.len, value);
 		/* keep the tail so a match across chunks is found */
@@ -508,15 +495,14 @@ imap_search_body(struct imap_search_job *sj, struct imap_search_msg *m,
 
 /* The day of a Date: header, time and zone disregarded (RFC 9051). */
 static bool
-imap_search_sent(struct imap_search_job *sj, struct imap_search_msg *m,
-    int64_t *day_r)
+imap_search_sent(struct imap_search_msg *m, int64_t *day_r)
 {
 	char date[128];
 	const char *p;
 	unsigned d, y;
 	char mon[4];
 
-	if (!imap_search_header(sj, m) || m->hdr.data == NULL)
+	if (!imap_search_msg_header(m) || m->hdr.data == NULL)
 		return false;
 	p = m->hdr.data;
 	while (p != NULL && strncasecmp(p, "Date:", 5) != 0) {
@@ -539,19 +525,18 @@ imap_search_sent(struct imap_search_job *sj, struct imap_search_msg *m,
 	return false;
 }
 
-static bool imap_sk_match(struct imap_search_job *sj,
-    struct imap_search_msg *m, const struct imap_sk *k);
+static bool imap_sk_match(struct imap_search_msg *m,
+    const struct imap_sk *k);
 
 static bool
-imap_sk_match_day(struct imap_search_job *sj, struct imap_search_msg *m,
-    const struct imap_sk *k)
+imap_sk_match_day(struct imap_search_msg *m, const struct imap_sk *k)
 {
 	int64_t day, want = (int64_t)k->n;
 
 	if (k->kind <= IMAP_SK_SINCE) {
 		int64_t t = m->row->internaldate;
 		day = (t >= 0 ? t : t - 86399) / 86400;
-	} else if (!imap_search_sent(sj, m, &day)) {
+	} else if (!imap_search_sent(m, &day)) {
 		return false;
 	}
 	switch (k->kind) {
@@ -583,8 +568,7 @@ imap_sk_keyword(const char *keywords, const char *kw)
 }
 
 static bool
-imap_sk_match(struct imap_search_job *sj, struct imap_search_msg *m,
-    const struct imap_sk *k)
+imap_sk_match(struct imap_search_msg *m, const struct imap_sk *k)
 {
 	const struct store_row *r = m->row;
 
@@ -608,62 +592,85 @@ imap_sk_match(struct imap_search_job *sj, struct imap_search_msg *m,
 	case IMAP_SK_MODSEQ:
 		return r->modseq >= k->n;
 	case IMAP_SK_HEADER:
-		return imap_search_header(sj, m) && m->hdr.data != NULL &&
+		return imap_search_msg_header(m) && m->hdr.data != NULL &&
 		    imap_search_field(&m->hdr, k->field, k->value);
 	case IMAP_SK_BODY:
-		return imap_search_header(sj, m) &&
-		    imap_search_body(sj, m, k->value);
+		return imap_search_msg_header(m) &&
+		    imap_search_body(m, k->value);
 	case IMAP_SK_TEXT:
-		return imap_search_header(sj, m) && ((m->hdr.data != NULL &&
+		return imap_search_msg_header(m) && ((m->hdr.data != NULL &&
 		    imap_ci_find(m->hdr.data, m->hdr.len, k->value)) ||
-		    imap_search_body(sj, m, k->value));
+		    imap_search_body(m, k->value));
 	case IMAP_SK_NOT:
-		return !imap_sk_match(sj, m, k->a);
+		return !imap_sk_match(m, k->a);
 	case IMAP_SK_OR:
-		return imap_sk_match(sj, m, k->a) ||
-		    imap_sk_match(sj, m, k->b);
+		return imap_sk_match(m, k->a) ||
+		    imap_sk_match(m, k->b);
 	case IMAP_SK_AND:
 		for (const struct imap_sk *c = k->a; c != NULL; c = c->next)
-			if (!imap_sk_match(sj, m, c))
+			if (!imap_sk_match(m, c))
 				return false;
 		return true;
 	default:
-		return imap_sk_match_day(sj, m, k);
+		return imap_sk_match_day(m, k);
 	}
+}
+
+int
+imap_search_prog_run(const struct imap_search_prog *p, struct store *store,
+    const char *mailbox, void (*hit)(void *arg, struct imap_search_msg *m),
+    void *arg, const char **error_r)
+{
+	struct store_row *rows = NULL;
+	size_t nrows = 0, r = 0;
+	char *chunk;
+	int ret;
+
+	if ((ret = store_rows_list(store, mailbox, &rows, &nrows,
+	    error_r)) != 1)
+		return ret;
+	chunk = xmalloc(IMAP_SEARCH_CHUNK);
+	for (size_t i = 0; i < p->n; i++) {
+		struct imap_search_msg m = { .store = store, .chunk = chunk,
+		    .seq = (uint32_t)i + 1, .fd = -1 };
+		while (r < nrows && rows[r].uid < p->uids[i])
+			r++;
+		if (r == nrows || rows[r].uid != p->uids[i])
+			continue;	/* expunged meanwhile */
+		m.row = &rows[r];
+		buf_init(&m.hdr, IMAP_SEARCH_HEADER_MAX + IMAP_SEARCH_CHUNK);
+		if (imap_sk_match(&m, p->root))
+			hit(arg, &m);
+		buf_free(&m.hdr);
+		if (m.fd >= 0)
+			close(m.fd);
+	}
+	free(chunk);
+	store_rows_free(&rows, nrows);
+	return 1;
+}
+
+static void
+imap_search_hit(void *arg, struct imap_search_msg *m)
+{
+	struct imap_search_job *sj = arg;
+
+	sj->hits[sj->nhits++] = sj->uid ? m->row->uid : m->seq;
+	if (m->row->modseq > sj->maxmodseq)
+		sj->maxmodseq = m->row->modseq;
 }
 
 static void
 imap_search_work(struct imap_job *j)
 {
 	struct imap_search_job *sj = (struct imap_search_job *)j;
-	struct store_row *rows = NULL;
-	size_t nrows = 0, r = 0;
 	const char *err = NULL;
 
-	sj->ret_code = store_rows_list(j->store, j->mailbox, &rows, &nrows,
-	    &err);
+	sj->hits = xreallocarray(NULL, sj->prog.n + 1, sizeof(*sj->hits));
+	sj->ret_code = imap_search_prog_run(&sj->prog, j->store, j->mailbox,
+	    imap_search_hit, sj, &err);
 	if (sj->ret_code < 0)
 		str_lcpy(j->error, err ? err : "?", sizeof(j->error));
-	sj->chunk = xmalloc(IMAP_SEARCH_CHUNK);
-	sj->hits = xreallocarray(NULL, sj->n + 1, sizeof(*sj->hits));
-	for (size_t i = 0; sj->ret_code == 1 && i < sj->n; i++) {
-		struct imap_search_msg m = { .seq = sj->seqs[i], .fd = -1 };
-		while (r < nrows && rows[r].uid < sj->uids[i])
-			r++;
-		if (r == nrows || rows[r].uid != sj->uids[i])
-			continue;	/* expunged meanwhile */
-		m.row = &rows[r];
-		buf_init(&m.hdr, IMAP_SEARCH_HEADER_MAX + IMAP_SEARCH_CHUNK);
-		if (imap_sk_match(sj, &m, sj->root)) {
-			sj->hits[sj->nhits++] = sj->uid ? m.row->uid : m.seq;
-			if (m.row->modseq > sj->maxmodseq)
-				sj->maxmodseq = m.row->modseq;
-		}
-		buf_free(&m.hdr);
-		if (m.fd >= 0)
-			close(m.fd);
-	}
-	store_rows_free(&rows, nrows);
 }
 
 /* ---- answering (loop) ---- */
@@ -673,11 +680,8 @@ imap_search_free(struct imap_job *j)
 {
 	struct imap_search_job *sj = (struct imap_search_job *)j;
 
-	imap_sk_free(&sj->root);
-	free(sj->seqs);
-	free(sj->uids);
+	imap_search_prog_free(&sj->prog);
 	free(sj->hits);
-	free(sj->chunk);
 	free(sj);
 }
 
@@ -685,6 +689,9 @@ static void
 imap_search_esearch(struct imap_session *s, struct imap_search_job *sj,
     struct buf *b)
 {
+	/* RFC 5182 §2.1: SAVE alone returns no ESEARCH (b stays empty) */
+	if ((sj->ret & ~IMAP_SR_SAVE) == 0)
+		return;
 	buf_printf(b, "ESEARCH (TAG \"%s\")%s", s->tag, sj->uid ? " UID" :
 	    "");
 	if (sj->nhits > 0 && (sj->ret & IMAP_SR_MIN))
@@ -697,9 +704,33 @@ imap_search_esearch(struct imap_session *s, struct imap_search_job *sj,
 		buf_adds(b, " ALL ");
 		imap_uidset_out(b, sj->hits, sj->nhits);
 	}
-	if (sj->nhits > 0 && sj->modseq_key)
+	if (sj->nhits > 0 && sj->prog.modseq_key)
 		buf_printf(b, " MODSEQ %llu",
 		    (unsigned long long)sj->maxmodseq);
+}
+
+/*
+ * RFC 5182 §2.1: "$" becomes what was found, as UIDs; with MIN and/or
+ * MAX but neither ALL nor COUNT, only the messages those name.
+ */
+static void
+imap_search_save(struct imap_session *s, struct imap_search_job *sj)
+{
+	uint32_t *uids = xreallocarray(NULL, sj->nhits + 1, sizeof(*uids));
+	bool all = (sj->ret & (IMAP_SR_ALL | IMAP_SR_COUNT)) != 0 ||
+	    (sj->ret & (IMAP_SR_MIN | IMAP_SR_MAX)) == 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < sj->nhits; i++) {
+		if (!all && !(i == 0 && (sj->ret & IMAP_SR_MIN)) &&
+		    !(i == sj->nhits - 1 && (sj->ret & IMAP_SR_MAX)))
+			continue;
+		/* seq numbers are indexes + 1 into the job's snapshot */
+		uids[n++] = sj->uid ? sj->hits[i] :
+		    sj->prog.uids[sj->hits[i] - 1];
+	}
+	imap_saved_set(s->mbox, uids, n);
+	free(uids);
 }
 
 static void
@@ -710,9 +741,13 @@ imap_search_done(struct imap_session *s, struct imap_job *j)
 
 	if (sj->ret_code <= 0) {
 		log_warnx("%s imap search: %s", s->sid, j->error);
+		if (sj->save)	/* RFC 5182 §2.1 */
+			imap_saved_set(s->mbox, NULL, 0);
 		imap_job_end(s, j, false, "NO", "[UNAVAILABLE] SEARCH failed");
 		return;
 	}
+	if (sj->save)
+		imap_search_save(s, sj);
 	buf_init(&b, 0);
 	if (sj->esearch) {
 		imap_search_esearch(s, sj, &b);
@@ -721,17 +756,19 @@ imap_search_done(struct imap_session *s, struct imap_job *j)
 		for (size_t i = 0; i < sj->nhits; i++)
 			buf_printf(&b, " %u", sj->hits[i]);
 		/* RFC 7162 §3.1.5 */
-		if (sj->nhits > 0 && sj->modseq_key)
+		if (sj->nhits > 0 && sj->prog.modseq_key)
 			buf_printf(&b, " (MODSEQ %llu)",
 			    (unsigned long long)sj->maxmodseq);
 	}
-	imap_untagged(s, "%s", b.data);
+	if (b.len > 0)
+		imap_untagged(s, "%s", b.data);
 	buf_free(&b);
-	imap_job_end(s, j, false, "OK", "%sSEARCH completed",
-	    sj->uid ? "UID " : "");
+	imap_job_end(s, j, false, "OK", "%sSEARCH completed%s",
+	    sj->uid ? "UID " : "", sj->save ? ", result saved" : "");
 }
 
-/* RETURN (MIN MAX COUNT ALL), RFC 4731 §3.1; "()" means ALL. */
+/* RETURN (MIN MAX COUNT ALL SAVE), RFC 4731 §3.1, RFC 5182 §2.1;
+ * "()" means ALL. */
 static int
 imap_search_return(struct imap_search_job *sj, const struct imap_arg *l)
 {
@@ -739,11 +776,15 @@ imap_search_return(struct imap_search_job *sj, const struct imap_arg *l)
 		const char *name;
 		unsigned bit;
 	} opts[] = { { "MIN", IMAP_SR_MIN }, { "MAX", IMAP_SR_MAX },
-	    { "COUNT", IMAP_SR_COUNT }, { "ALL", IMAP_SR_ALL } };
+	    { "COUNT", IMAP_SR_COUNT }, { "ALL", IMAP_SR_ALL },
+	    { "SAVE", IMAP_SR_SAVE } };
 
 	if (l == NULL || l->type != IMAP_ARG_LIST)
 		return -1;
 	sj->esearch = true;
+	/* known before anything fails: a failed SAVE empties "$" */
+	for (const struct imap_arg *a = l->list; a != NULL; a = a->next)
+		sj->save |= imap_arg_is_atom(a, "SAVE");
 	for (const struct imap_arg *a = l->list; a != NULL; a = a->next) {
 		size_t i;
 		for (i = 0; i < MF_ARRAY_LEN(opts); i++)
@@ -773,15 +814,49 @@ static void
 imap_sk_resolve(struct imap_sk *k, const struct imap_mailbox *mbox)
 {
 	for (; k != NULL; k = k->next) {
-		if (k->kind == IMAP_SK_SEQ)
-			imap_seqset_resolve(&k->set, (uint32_t)mbox->count,
-			    NULL);
-		else if (k->kind == IMAP_SK_UID)
-			imap_seqset_resolve(&k->set, mbox->count > 0 ?
-			    mbox->msgs[mbox->count - 1].uid : 0, NULL);
+		if (k->kind == IMAP_SK_SEQ || k->kind == IMAP_SK_UID)
+			imap_mbox_resolve(mbox, &k->set,
+			    k->kind == IMAP_SK_UID);
 		imap_sk_resolve(k->a, mbox);
 		imap_sk_resolve(k->b, mbox);
 	}
+}
+
+void
+imap_search_prog_free(struct imap_search_prog *p)
+{
+	imap_sk_free(&p->root);
+	free(p->uids);
+	p->uids = NULL;
+	p->n = 0;
+}
+
+int
+imap_search_prog_parse(struct imap_session *s, const char *charset,
+    const struct imap_arg *keys, struct imap_search_prog *p,
+    const char **status_r, const char **error_r)
+{
+	const struct imap_mailbox *mbox = s->mbox;
+
+	*status_r = "BAD";
+	if (charset != NULL && strcasecmp(charset, "UTF-8") != 0 &&
+	    strcasecmp(charset, "US-ASCII") != 0) {
+		*status_r = "NO";
+		*error_r = "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset";
+		return -1;
+	}
+	if ((p->root = imap_sk_list(keys, 0, error_r)) == NULL)
+		return -1;
+	p->modseq_key = imap_sk_has_modseq(p->root);
+	/* RFC 7162 §3.1.5: a MODSEQ key enables CONDSTORE */
+	if (p->modseq_key)
+		s->condstore = true;
+	imap_sk_resolve(p->root, mbox);
+	p->n = mbox->count;
+	p->uids = xreallocarray(NULL, p->n + 1, sizeof(*p->uids));
+	for (size_t i = 0; i < p->n; i++)
+		p->uids[i] = mbox->msgs[i].uid;
+	return 0;
 }
 
 static int
@@ -790,6 +865,7 @@ imap_search_parse(struct imap_session *s, struct imap_search_job *sj,
     const char **error_r)
 {
 	const struct imap_arg *a = cmd->args;
+	const char *cs = NULL;
 
 	*status_r = "BAD";
 	*error_r = "Invalid RETURN options";
@@ -799,29 +875,20 @@ imap_search_parse(struct imap_session *s, struct imap_search_job *sj,
 		a = a->next->next;
 	}
 	if (imap_arg_is_atom(a, "CHARSET")) {
-		const char *cs = a->next ? imap_arg_astring(a->next) : NULL;
+		cs = a->next ? imap_arg_astring(a->next) : NULL;
 		*error_r = "Missing charset";
 		if (cs == NULL)
 			return -1;
-		if (strcasecmp(cs, "UTF-8") != 0 &&
-		    strcasecmp(cs, "US-ASCII") != 0) {
-			*status_r = "NO";
-			*error_r = "[BADCHARSET (UTF-8 US-ASCII)] Unsupported "
-			    "charset";
-			return -1;
-		}
 		a = a->next->next;
 	}
-	if ((sj->root = imap_sk_list(a, 0, error_r)) == NULL)
+	if (imap_search_prog_parse(s, cs, a, &sj->prog, status_r,
+	    error_r) < 0)
 		return -1;
 	/* RFC 9051 §7.3.4: an IMAP4rev2 client always gets ESEARCH */
 	if (s->rev2 && !sj->esearch) {
 		sj->esearch = true;
 		sj->ret = IMAP_SR_ALL;
 	}
-	sj->modseq_key = imap_sk_has_modseq(sj->root);
-	if (sj->modseq_key)
-		s->condstore = true;
 	return 0;
 }
 
@@ -831,21 +898,14 @@ imap_cmd_search(struct imap_session *s, const struct imap_command *cmd,
 {
 	struct imap_search_job *sj = xmalloc(sizeof(*sj));
 	const char *status, *err;
-	struct imap_mailbox *mbox = s->mbox;
 
 	sj->uid = uid;
 	if (imap_search_parse(s, sj, cmd, &status, &err) < 0) {
+		if (sj->save)	/* RFC 5182 §2.1 */
+			imap_saved_set(s->mbox, NULL, 0);
 		imap_search_free(&sj->base);
 		imap_tagged(s, cmd->tag, status, "%s", err);
 		return;
-	}
-	imap_sk_resolve(sj->root, mbox);
-	sj->n = mbox->count;
-	sj->seqs = xreallocarray(NULL, sj->n + 1, sizeof(*sj->seqs));
-	sj->uids = xreallocarray(NULL, sj->n + 1, sizeof(*sj->uids));
-	for (size_t i = 0; i < sj->n; i++) {
-		sj->seqs[i] = (uint32_t)i + 1;
-		sj->uids[i] = mbox->msgs[i].uid;
 	}
 	imap_job_init(s, &sj->base, imap_search_work, imap_search_done,
 	    imap_search_free);

@@ -4,13 +4,15 @@
  * parameters, RFC 7162), NOOP, CHECK, IDLE (RFC 2177), CLOSE, UNSELECT
  * (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315), COPY and MOVE (RFC
  * 6851) with COPYUID; the command table of the state and the hooks the
- * session calls.  FETCH, STORE and SEARCH have files of their own.
+ * session calls.  FETCH, STORE, SEARCH, SORT and THREAD have files of
+ * their own.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "imap/imap_cmd_quota.h"
 #include "imap/imap_selected.h"
 
 static void imap_cmd_select(struct imap_session *s,
@@ -38,13 +40,16 @@ static const struct imap_cmd imap_selected[] = {
 	{ "FETCH", IMAP_CMD_SELECTED | IMAP_CMD_UID, imap_cmd_fetch },
 	{ "STORE", IMAP_CMD_SELECTED | IMAP_CMD_UID, imap_cmd_store },
 	{ "SEARCH", IMAP_CMD_SELECTED | IMAP_CMD_UID, imap_cmd_search },
+	{ "SORT", IMAP_CMD_SELECTED | IMAP_CMD_UID, imap_cmd_sort },
+	{ "THREAD", IMAP_CMD_SELECTED | IMAP_CMD_UID, imap_cmd_thread },
 	{ "COPY", IMAP_CMD_SELECTED | IMAP_CMD_UID, imap_cmd_copy },
 	{ "MOVE", IMAP_CMD_SELECTED | IMAP_CMD_UID, imap_cmd_copy },
 };
 
 const struct imap_cmd_table imap_cmds_selected = {
 	imap_selected, MF_ARRAY_LEN(imap_selected),
-	"IDLE UIDPLUS MOVE UNSELECT CONDSTORE QRESYNC ESEARCH",
+	"IDLE UIDPLUS MOVE UNSELECT CONDSTORE QRESYNC ESEARCH SEARCHRES "
+	"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
 };
 
 /* ---- hooks of the session ---- */
@@ -61,6 +66,7 @@ imap_mailbox_free(struct imap_mailbox **mboxp)
 	free(mbox->msgs);
 	free(mbox->keywords);
 	imap_fetch_free(&mbox->fetch);
+	imap_seqset_free(&mbox->saved);
 	free(mbox);
 	*mboxp = NULL;
 }
@@ -183,6 +189,12 @@ imap_select_report(struct imap_session *s, struct imap_select_job *sj)
 	imap_untagged(s, "%zu EXISTS", mbox->count);
 	if (!s->rev2)
 		imap_untagged(s, "0 RECENT");
+	/* RFC 3501 §6.3.1; gone from IMAP4rev2 (RFC 9051 §6.3.2) */
+	for (size_t i = 0; !s->rev2 && i < mbox->count; i++)
+		if (!(mbox->msgs[i].flags & STORE_FLAG_SEEN)) {
+			imap_untagged(s, "OK [UNSEEN %zu] First unseen", i + 1);
+			break;
+		}
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", mbox->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %llu] Predicted next UID",
 	    (unsigned long long)mbox->uidnext);
@@ -472,8 +484,7 @@ imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd,
 			return;
 		}
 		ej->have_set = true;
-		imap_seqset_resolve(&ej->set, s->mbox->count > 0 ?
-		    s->mbox->msgs[s->mbox->count - 1].uid : 0, NULL);
+		imap_mbox_resolve(s->mbox, &ej->set, true);
 	}
 	imap_job_init(s, &ej->base, imap_expunge_work, imap_expunge_done,
 	    imap_expunge_free);
@@ -492,6 +503,8 @@ struct imap_copy_job {
 	uint32_t *src, *dst;
 	size_t ncopied;
 	int ret;
+	uint64_t quota;			/* bytes; 0: unlimited or MOVE */
+	bool over_quota;		/* refused: ret 0 */
 };
 
 static void
@@ -505,6 +518,33 @@ imap_copy_free(struct imap_job *j)
 	free(cj);
 }
 
+/*
+ * RFC 9208 §4.4: 1 when the copies fit the quota, 0 (over_quota) when
+ * not, -1 on error.  MOVE is never refused: within our one quota root it
+ * adds nothing, and a full account must still be able to file its mail.
+ * XXX: outside store_copy()'s transaction, so concurrent deliveries may
+ * overshoot by what they add meanwhile.
+ */
+static int
+imap_copy_quota(struct imap_copy_job *cj, const char **err_r)
+{
+	uint64_t add = 0, used = 0, messages = 0;
+	int ret;
+
+	if (cj->quota == 0)
+		return 1;
+	ret = store_uids_size(cj->base.store, cj->base.mailbox, cj->uids,
+	    cj->n, &add, err_r);
+	if (ret <= 0)	/* 0: the mailbox went; store_copy() tells */
+		return ret < 0 ? -1 : 1;
+	if (store_usage(cj->base.store, &used, &messages) < 0) {
+		*err_r = "read usage";
+		return -1;
+	}
+	cj->over_quota = imap_quota_exceeded(cj->quota, used, add);
+	return cj->over_quota ? 0 : 1;
+}
+
 static void
 imap_copy_work(struct imap_job *j)
 {
@@ -512,8 +552,11 @@ imap_copy_work(struct imap_job *j)
 	const char *err = NULL;
 	uint64_t gone = 0;
 
-	cj->ret = store_copy(j->store, j->mailbox, cj->to, cj->uids, cj->n,
-	    &cj->uidvalidity, &cj->src, &cj->dst, &cj->ncopied, &err);
+	cj->ret = imap_copy_quota(cj, &err);
+	if (cj->ret == 1)
+		cj->ret = store_copy(j->store, j->mailbox, cj->to, cj->uids,
+		    cj->n, &cj->uidvalidity, &cj->src, &cj->dst,
+		    &cj->ncopied, &err);
 	/* XXX: copy and expunge are two transactions; a crash between
 	 * them leaves the messages in both mailboxes, never in none. */
 	if (cj->ret == 1 && cj->move && cj->ncopied > 0 &&
@@ -534,7 +577,10 @@ imap_copy_done(struct imap_session *s, struct imap_job *j)
 	if (cj->ret <= 0) {
 		if (cj->ret < 0)
 			log_warnx("%s imap %s: %s", s->sid, what, j->error);
-		if (cj->ret == 0)
+		if (cj->over_quota)
+			imap_job_end(s, j, false, "NO", "%s",
+			    IMAP_QUOTA_OVER_TEXT);
+		else if (cj->ret == 0)
 			imap_job_end(s, j, false, "NO", "[TRYCREATE] Mailbox "
 			    "does not exist");
 		else
@@ -586,6 +632,7 @@ imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd,
 	}
 	cj = xmalloc(sizeof(*cj));
 	cj->move = strcmp(cmd->name, "MOVE") == 0;
+	cj->quota = cj->move ? 0 : imap_quota_limit(s);
 	str_lcpy(cj->to, name, sizeof(cj->to));
 	cj->uids = xreallocarray(NULL, n + 1, sizeof(*cj->uids));
 	for (size_t i = 0; i < n; i++)

@@ -1,8 +1,9 @@
 /*
  * imap_selected.h - shared by the files of the selected state only
  * (imap_cmd_selected.c, imap_sync.c, imap_cmd_fetch.c, imap_cmd_store.c,
- * imap_cmd_search.c): the selected mailbox, the pool job every command
- * of this state runs through, and the helpers they share.
+ * imap_cmd_search.c, imap_cmd_sort.c, imap_cmd_thread.c): the selected
+ * mailbox, the pool job every command of this state runs through, and
+ * the helpers they share.
  *
  * The selected mailbox is a snapshot of (UID, flags, keywords, MODSEQ) in
  * UID order; a message's sequence number is its index + 1.  Only
@@ -46,6 +47,10 @@ struct imap_mailbox {
 	char *keywords;		/* every keyword seen, for FLAGS, or NULL */
 	/* A FETCH waiting for its output to drain (owned while here). */
 	struct imap_fetch_job *fetch;
+	/* RFC 5182 "$": the saved search result as UIDs, resolved (not
+	 * resolved: empty); it dies with the selection, so SELECT,
+	 * EXAMINE, CLOSE and UNSELECT reset it (§2.1). */
+	struct imap_seqset saved;
 };
 
 /*
@@ -100,6 +105,16 @@ void imap_send_flags(struct imap_session *s);
 /* Ascending UIDs as a compact sequence set ("1:3,7"). */
 void imap_uidset_out(struct buf *out, const uint32_t *uids, size_t n);
 
+/* RFC 5182 §2.1: replaces the saved result by n ascending UIDs (n 0:
+ * the empty set). */
+void imap_saved_set(struct imap_mailbox *mbox, const uint32_t *uids,
+    size_t n);
+/* Resolves a parsed set (imap_seqset_resolve()) as UIDs or sequence
+ * numbers of the snapshot: "*" is the highest, "$" the messages of the
+ * snapshot in the saved result. */
+void imap_mbox_resolve(const struct imap_mailbox *mbox,
+    struct imap_seqset *set, bool uid);
+
 /*
  * Resolves a sequence set argument against the snapshot: the messages
  * (indexes into mbox->msgs, ascending) it names.  Sequence numbers past
@@ -122,8 +137,76 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd,
 /* A flag atom: system flag bit, or 0 and a keyword; -1 invalid. */
 int imap_flag_parse(const char *atom, uint32_t *flag_r) MF_WUR;
 
-/* imap_cmd_search.c */
+/* imap_cmd_search.c; the search program is shared with SORT and THREAD */
+#define IMAP_SEARCH_HEADER_MAX (1024 * 1024)	/* header block read */
+#define IMAP_SEARCH_CHUNK (64 * 1024)		/* file read size */
+
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd,
+    bool uid);
+
+struct imap_sk;
+
+/* Search keys parsed on the loop and the snapshot they run over. */
+struct imap_search_prog {
+	struct imap_sk *root;
+	bool modseq_key;		/* answers carry MODSEQ (RFC 7162) */
+	uint32_t *uids;			/* snapshot: index + 1 = seq */
+	size_t n;
+};
+
+/* One message on the pool; its file opens on first need. */
+struct imap_search_msg {
+	struct store *store;
+	const struct store_row *row;
+	uint32_t seq;
+	char *chunk;			/* IMAP_SEARCH_CHUNK bytes */
+	int fd;
+	struct buf hdr;		/* imap_search_msg_header() */
+	bool hdr_read, failed;
+};
+
+/*
+ * Parses a search-key list (RFC 9051 §6.4.4) of the charset (NULL: none
+ * given; UTF-8 and US-ASCII known) into p for s->mbox: sequence sets
+ * resolved, the snapshot's UIDs copied, CONDSTORE enabled by a MODSEQ
+ * key.  0, or -1 with *status_r "BAD" or "NO" and *error_r static text
+ * (free p with imap_search_prog_free() either way).
+ */
+int imap_search_prog_parse(struct imap_session *s, const char *charset,
+    const struct imap_arg *keys, struct imap_search_prog *p,
+    const char **status_r, const char **error_r) MF_WUR;
+void imap_search_prog_free(struct imap_search_prog *p);
+/*
+ * Pool: runs p over the rows of mailbox, calling hit() in sequence order
+ * for each message of the snapshot that still exists and matches; m and
+ * its row live for that call only.  1 done, 0 no mailbox, -1 error with
+ * *error_r (valid until the next store call).
+ */
+int imap_search_prog_run(const struct imap_search_prog *p,
+    struct store *store, const char *mailbox,
+    void (*hit)(void *arg, struct imap_search_msg *m), void *arg,
+    const char **error_r) MF_WUR;
+/* Reads the header block of m, up to and with the blank line, at most
+ * IMAP_SEARCH_HEADER_MAX bytes, into m->hdr (data NULL when empty);
+ * false when the file cannot be read.  Reads once. */
+bool imap_search_msg_header(struct imap_search_msg *m);
+
+/* imap_cmd_sort.c: SORT (RFC 5256 §3) and what THREAD shares */
+void imap_cmd_sort(struct imap_session *s, const struct imap_command *cmd,
+    bool uid);
+/* The first field name of the header block hdr, unfolded, into out
+ * (reset first); false when there is none. */
+bool imap_header_get(const struct buf *hdr, const char *name,
+    struct buf *out);
+/* RFC 5256 §2.2 sent date: Date: in UTC seconds, else internaldate. */
+int64_t imap_sort_sent_date(const struct buf *hdr, int64_t internaldate);
+/* RFC 5256 §2.1 base subject of a raw Subject: value, upper-cased for
+ * i;ascii-casemap comparison; xmalloc'd.  *refwd_r: a reply or forward
+ * marker was removed. */
+char *imap_base_subject(const char *subject, bool *refwd_r);
+
+/* imap_cmd_thread.c: THREAD (RFC 5256 §3) */
+void imap_cmd_thread(struct imap_session *s, const struct imap_command *cmd,
     bool uid);
 
 #endif

@@ -118,7 +118,7 @@ imap_job_end(struct imap_session *s, struct imap_job *j, bool expunge_ok,
 struct imap_sync_job {
 	struct imap_job base;
 	bool idle;
-	char text[32];
+	char text[160];		/* tagged OK text, with a response code */
 };
 
 static void
@@ -436,6 +436,55 @@ imap_sync_apply(struct imap_session *s, const struct store_changes *ch,
 
 /* ---- sequence sets ---- */
 
+/* Appends n to the ranges of set (ascending input), merging neighbours;
+ * set->ranges has room for one more range. */
+static void
+imap_saved_add(struct imap_seqset *set, uint32_t n)
+{
+	struct imap_seq_range *last = set->count > 0 ?
+	    &set->ranges[set->count - 1] : NULL;
+
+	if (last != NULL && (uint64_t)last->hi + 1 == n)
+		last->hi = n;
+	else
+		set->ranges[set->count++] = (struct imap_seq_range){ n, n };
+}
+
+void
+imap_saved_set(struct imap_mailbox *mbox, const uint32_t *uids, size_t n)
+{
+	imap_seqset_free(&mbox->saved);
+	mbox->saved.ranges = xreallocarray(NULL, n + 1,
+	    sizeof(*mbox->saved.ranges));
+	for (size_t i = 0; i < n; i++)
+		imap_saved_add(&mbox->saved, uids[i]);
+	mbox->saved.resolved = true;
+}
+
+void
+imap_mbox_resolve(const struct imap_mailbox *mbox, struct imap_seqset *set,
+    bool uid)
+{
+	uint32_t max = uid ? (mbox->count > 0 ?
+	    mbox->msgs[mbox->count - 1].uid : 0) : (uint32_t)mbox->count;
+	struct imap_seqset saved = { .resolved = true };
+
+	if (!set->saved || !mbox->saved.resolved) {
+		imap_seqset_resolve(set, max, NULL);
+		return;
+	}
+	/* RFC 5182 §2.1: expunged messages leave "$"; UIDs never come
+	 * back, so the snapshot's members are what is left. */
+	saved.ranges = xreallocarray(NULL, mbox->count + 1,
+	    sizeof(*saved.ranges));
+	for (size_t i = 0; i < mbox->count; i++)
+		if (imap_seqset_contains(&mbox->saved, mbox->msgs[i].uid))
+			imap_saved_add(&saved, uid ? mbox->msgs[i].uid :
+			    (uint32_t)i + 1);
+	imap_seqset_resolve(set, max, &saved);
+	imap_seqset_free(&saved);
+}
+
 int
 imap_seq_select(const struct imap_mailbox *mbox, const struct imap_arg *arg,
     bool uid, uint32_t **idx_r, size_t *n_r, const char **error_r)
@@ -454,9 +503,7 @@ imap_seq_select(const struct imap_mailbox *mbox, const struct imap_arg *arg,
 		return -1;
 	for (size_t i = 0; i < set.count; i++)
 		star |= set.ranges[i].lo == 0 || set.ranges[i].hi == 0;
-	imap_seqset_resolve(&set, uid ? (mbox->count > 0 ?
-	    mbox->msgs[mbox->count - 1].uid : 0) : (uint32_t)mbox->count,
-	    NULL);
+	imap_mbox_resolve(mbox, &set, uid);
 	if (!uid && imap_seqset_last(&set) > mbox->count &&
 	    !(star && mbox->count == 0)) {
 		imap_seqset_free(&set);

@@ -10,6 +10,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +338,13 @@ conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
 		conn_addr_text((struct sockaddr *)&local, host, sizeof(host));
 		snprintf(c->local_addr, sizeof(c->local_addr), "%s", host);
 	}
+	/* Replies go out as soon as they are written: without this, a
+	 * response split over two writes waits for the client's delayed
+	 * ACK (Nagle), 40 ms per command. */
+	int one = 1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 &&
+	    errno != EOPNOTSUPP)
+		log_debug("TCP_NODELAY: %s", strerror(errno));
 	bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		fatalx("bufferevent_socket_new failed");

@@ -6,15 +6,25 @@
  * ours delivers nothing twice.  Remote recipients stay queued for the
  * outbound transport.  A message leaves the spool when no recipient is
  * pending any more.
+ *
+ * Quotas: a message that would take a mailbox past its quota is not
+ * stored; the recipient stays queued and is retried (deferred, logged
+ * with reason=over-quota) like a failed delivery - Postfix does the
+ * same when Dovecot's LMTP answers 452 4.2.2.  It leaves the queue when
+ * it fits or when the queue gives up on it (queue.max_lifetime), never
+ * silently.  SMTP already refuses RCPTs to full mailboxes (smtp_txn.c);
+ * this catches messages bigger than the room left.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "queue/queue_private.h"
 #include "net/net.h"
 #include "store/store.h"
@@ -159,6 +169,42 @@ struct runner_result {
 	char *error;
 };
 
+/*
+ * Would storing the spool file path for rcpt exceed rcpt's quota?  1 yes
+ * (why: "quota=... used=... size=..."), 0 no, -1 error with *err_r.  A
+ * delivery stored already (a retry after a crash) adds nothing.  Inside a
+ * store batch the usage includes the batch's earlier deliveries: same
+ * connection, same transaction.
+ */
+static int
+runner_over_quota(struct runner *r, struct store *st, const char *path,
+    const char *did, const char *rcpt, char *why, size_t whysize,
+    const char **err_r)
+{
+	uint64_t limit = quota_get(r->cfg, rcpt), used = 0, messages = 0;
+	struct stat sb;
+	int rc;
+
+	if (limit == 0)
+		return 0;
+	if ((rc = store_delivered(st, did, err_r)) != 0)
+		return rc < 0 ? -1 : 0;
+	if (stat(path, &sb) == -1) {
+		*err_r = "stat spool file";
+		return -1;
+	}
+	if (store_usage(st, &used, &messages) < 0) {
+		*err_r = "read usage";
+		return -1;
+	}
+	if (used < limit && (uint64_t)sb.st_size <= limit - used)
+		return 0;
+	snprintf(why, whysize, "quota=%llu used=%llu size=%llu",
+	    (unsigned long long)limit, (unsigned long long)used,
+	    (unsigned long long)sb.st_size);
+	return 1;
+}
+
 static void
 runner_deliver_one(struct runner *r, const char *id, const char *rcpt,
     struct runner_result *res)
@@ -167,11 +213,20 @@ runner_deliver_one(struct runner *r, const char *id, const char *rcpt,
 	char *did = xasprintf("%s/%s", id, rcpt);
 	struct store *st;
 	const char *err = NULL;
+	char why[128];
+	int over = -1;
 
 	res->rc = -1;
 	if ((st = runner_store(r, rcpt, &err)) != NULL)
+		over = runner_over_quota(r, st, path, did, rcpt, why,
+		    sizeof(why), &err);
+	if (over == 0)
 		res->rc = store_deliver(st, path, did, "INBOX", &err);
-	if (res->rc >= 0) {
+	if (over == 1) {
+		log_info("%s local delivery to=<%s> result=deferred "
+		    "reason=over-quota %s", id, rcpt, why);
+		res->error = xasprintf("mailbox full: %s", why);
+	} else if (res->rc >= 0) {
 		log_info("%s local delivery to=<%s> result=%s", id, rcpt,
 		    res->rc == 1 ? "delivered" : "duplicate-skipped");
 	} else {

@@ -271,6 +271,12 @@ master_spawn(struct master *m, enum child_role role, unsigned index)
 		return;
 	}
 	if (pid == 0) {
+		/* Give the master's event base its own backend, then drop it
+		 * (before closing the master's fds it watches): the child
+		 * builds its own loop. */
+		if (event_reinit(m->base) == 0)
+			event_base_free(m->base);
+		m->base = NULL;
 		/* Only our own end of our own channel stays open. */
 		close(sp[0]);
 		for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
@@ -283,11 +289,6 @@ master_spawn(struct master *m, enum child_role role, unsigned index)
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGQUIT, SIG_DFL);
-		/* Give the master's event base its own backend, then drop it:
-		 * the child builds its own loop. */
-		if (event_reinit(m->base) == 0)
-			event_base_free(m->base);
-		m->base = NULL;
 		if (role == CHILD_RUNNER)
 			master_runner_main(m);
 		log_set_proc("worker");

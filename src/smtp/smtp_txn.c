@@ -2,7 +2,8 @@
  * smtp_txn.c - the mail transaction: MAIL, RCPT, DATA and BDAT, the
  * Received header, and the hand-over to the committer.  The 250 after
  * DATA is sent only from smtp_on_commit(), once the message and its
- * recipients are on disk.
+ * recipients are on disk.  RCPT to a mailbox over its quota gets 452
+ * 4.2.2 after a usage read on the pool (smtp_rcpt_check_quota()).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include "smtp/smtp_private.h"
+#include "store/store.h"
 
 static void
 smtp_lower_domain(char *addr)
@@ -72,37 +74,187 @@ smtp_add_target(struct smtp_session *s, const char *addr, bool local)
 	s->target_count++;
 }
 
-/* Local recipient: resolve through aliases; 0 when unknown. */
-static size_t
-smtp_rcpt_local(struct smtp_session *s, const char *addr)
+/* The final targets of one RCPT, before they join the transaction. */
+struct smtp_rcpt_targets {
+	char **addrs;			/* xmalloc'd */
+	bool *local;
+	uint64_t *quota;		/* bytes; 0: unlimited or remote */
+	size_t n;
+};
+
+static void
+smtp_targets_add(struct smtp_rcpt_targets *t, const char *addr, bool local,
+    uint64_t quota)
+{
+	t->addrs = xreallocarray(t->addrs, t->n + 1, sizeof(*t->addrs));
+	t->local = xreallocarray(t->local, t->n + 1, sizeof(*t->local));
+	t->quota = xreallocarray(t->quota, t->n + 1, sizeof(*t->quota));
+	t->addrs[t->n] = xstrdup(addr);
+	t->local[t->n] = local;
+	t->quota[t->n] = quota;
+	t->n++;
+}
+
+static void
+smtp_targets_free(struct smtp_rcpt_targets *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->addrs[i]);
+	x_free(&t->addrs);
+	x_free(&t->local);
+	x_free(&t->quota);
+	t->n = 0;
+}
+
+/* Local recipient: resolve through aliases into t; empty when unknown. */
+static void
+smtp_rcpt_local(struct smtp_session *s, const char *addr,
+    struct smtp_rcpt_targets *t)
 {
 	const struct config *cfg = s->srv->cfg;
 	char **targets = NULL, local[SMTP_PATH_MAX + 1], dom[SMTP_PATH_MAX + 1];
-	size_t n, good = 0;
+	size_t n;
 
 	n = accounts_resolve(s->srv->acc, addr, cfg->subaddress_delimiter,
 	    &targets);
 	if (s->target_count + n > AUTH_TARGETS_MAX) {
 		accounts_targets_free(&targets);
-		return 0;
+		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (smtp_addr_split(targets[i], local, sizeof(local), dom,
 		    sizeof(dom)) < 0)
 			continue;
 		if (!config_is_local_domain(cfg, dom)) {
-			smtp_add_target(s, targets[i], false);
-			good++;
+			smtp_targets_add(t, targets[i], false, 0);
 		} else if (accounts_user_exists(s->srv->acc, targets[i])) {
-			smtp_add_target(s, targets[i], true);
-			good++;
+			smtp_targets_add(t, targets[i], true,
+			    quota_get(cfg, targets[i]));
 		} else {
 			log_warnx("%s alias target <%s> is not an account",
 			    s->sid, targets[i]);
 		}
 	}
 	accounts_targets_free(&targets);
-	return good;
+}
+
+/* The RCPT is accepted: its targets join the transaction. */
+static void
+smtp_rcpt_accept(struct smtp_session *s, struct smtp_rcpt_targets *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		smtp_add_target(s, t->addrs[i], t->local[i]);
+	smtp_targets_free(t);
+	s->rcpt_count++;
+	smtp_set_state(s, SMTP_ST_RCPT);
+	smtp_reply(s, "250 2.1.5 OK");
+}
+
+/*
+ * Quota at RCPT time.  A mailbox is full when its usage has reached the
+ * quota, or would pass it with the MAIL SIZE= the client announced (RFC
+ * 1870).  The RCPT gets 452 4.2.2 (RFC 3463: mailbox full, temporary, so
+ * the sending server retries) when every target is a full mailbox; an
+ * alias that also reaches others is accepted, and the queue runner keeps
+ * the full mailboxes' copies queued until they fit (runner.c).
+ * The usage is read on the pool, straight from the store's database
+ * (store_usage_peek()): the session waits in SMTP_ST_BUSY, no read on
+ * the loop.  Only RCPTs reaching a mailbox with a quota pay for it.
+ */
+struct smtp_quota_job {
+	struct smtp_server *srv;
+	uint64_t id;
+	char *data_dir;
+	char rcpt[SMTP_PATH_MAX + 1];	/* as the client wrote it */
+	uint64_t size;			/* MAIL SIZE=, 0: none */
+	struct smtp_rcpt_targets t;
+	size_t full;			/* targets over quota */
+	char error[160];		/* a store error, for the log */
+};
+
+static void
+smtp_quota_work(void *arg)
+{
+	struct smtp_quota_job *j = arg;
+	uint64_t used, messages;
+	const char *err = NULL;
+
+	for (size_t i = 0; i < j->t.n; i++) {
+		uint64_t limit = j->t.quota[i];
+		if (limit == 0)
+			continue;
+		if (store_usage_peek(j->data_dir, j->t.addrs[i], &used,
+		    &messages, &err) < 0) {
+			/* the runner checks again before delivering */
+			snprintf(j->error, sizeof(j->error), "%s: %s",
+			    j->t.addrs[i], err);
+			continue;
+		}
+		if (used >= limit || j->size > limit - used)
+			j->full++;
+	}
+}
+
+static void
+smtp_quota_job_free(struct smtp_quota_job *j)
+{
+	smtp_targets_free(&j->t);
+	free(j->data_dir);
+	free(j);
+}
+
+static void
+smtp_quota_done(void *arg)
+{
+	struct smtp_quota_job *j = arg;
+	struct smtp_session *s = smtp_session_by_id(j->srv, j->id);
+
+	if (s == NULL) {
+		smtp_quota_job_free(j);
+		return;
+	}
+	if (j->error[0] != '\0')
+		log_warnx("%s smtp quota check error=\"%s\"", s->sid,
+		    j->error);
+	smtp_set_state(s, s->resume_state);
+	if (j->full == j->t.n) {
+		log_info("%s smtp rcpt refused to=<%s> reason=over-quota",
+		    s->sid, j->rcpt);
+		smtp_reply(s, "452 4.2.2 <%s>: Mailbox full", j->rcpt);
+	} else {
+		smtp_rcpt_accept(s, &j->t);
+	}
+	smtp_quota_job_free(j);
+	conn_resume_read(s->conn);
+}
+
+/* Accepts t now, or after the quota check on the pool. */
+static void
+smtp_rcpt_check_quota(struct smtp_session *s, const char *rcpt,
+    struct smtp_rcpt_targets *t)
+{
+	struct smtp_quota_job *j;
+	bool limited = false;
+
+	for (size_t i = 0; i < t->n; i++)
+		limited |= t->quota[i] != 0;
+	if (!limited) {
+		smtp_rcpt_accept(s, t);
+		return;
+	}
+	j = xmalloc(sizeof(*j));
+	j->srv = s->srv;
+	j->id = s->id;
+	j->data_dir = xstrdup(s->srv->cfg->data_dir);
+	str_lcpy(j->rcpt, rcpt, sizeof(j->rcpt));
+	if (s->mail.has_size)
+		j->size = s->mail.size;
+	j->t = *t;
+	memset(t, 0, sizeof(*t));
+	s->resume_state = s->state;
+	smtp_set_state(s, SMTP_ST_BUSY);
+	conn_pause_read(s->conn);
+	pool_submit(s->srv->pool, smtp_quota_work, smtp_quota_done, j);
 }
 
 void
@@ -110,6 +262,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 {
 	const struct config *cfg = s->srv->cfg;
 	char local[SMTP_PATH_MAX + 1], dom[SMTP_PATH_MAX + 1];
+	struct smtp_rcpt_targets t = { 0 };
 	struct smtp_rcpt_args r;
 	const char *reply;
 
@@ -141,21 +294,20 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	}
 	accounts_refresh(s->srv->acc);
 	if (config_is_local_domain(cfg, dom)) {
-		if (smtp_rcpt_local(s, r.addr) == 0) {
+		smtp_rcpt_local(s, r.addr, &t);
+		if (t.n == 0) {
 			smtp_reply_error(s, "550 5.1.1 <%s>: Recipient "
 			    "address rejected: User unknown", r.addr);
 			return;
 		}
+		smtp_rcpt_check_quota(s, r.addr, &t);
 	} else if (s->auth_user != NULL || s->trusted) {
-		smtp_add_target(s, r.addr, false);
+		smtp_targets_add(&t, r.addr, false, 0);
+		smtp_rcpt_accept(s, &t);
 	} else {
 		smtp_reply_error(s, "554 5.7.1 <%s>: Relay access denied",
 		    r.addr);
-		return;
 	}
-	s->rcpt_count++;
-	smtp_set_state(s, SMTP_ST_RCPT);
-	smtp_reply(s, "250 2.1.5 OK");
 }
 
 static const char *

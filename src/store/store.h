@@ -102,6 +102,28 @@ int store_mailbox_status(struct store *store, const char *mailbox,
 int store_usage(struct store *store, uint64_t *bytes_r,
     uint64_t *messages_r) MF_WUR;
 
+/* ---- quota checks (store_quota.c) ---- */
+
+/*
+ * The usage of account read from <data_dir>/mail/... without opening the
+ * store: nothing is created (a root CLI must not make files the server
+ * cannot write), a store that does not exist yet has none.  Thread-safe
+ * (a connection of its own).  Returns 1 with the totals, 0 no store yet
+ * (zeros), -1 with *error_r (static or per-thread text).
+ */
+int store_usage_peek(const char *data_dir, const char *account,
+    uint64_t *bytes_r, uint64_t *messages_r, const char **error_r) MF_WUR;
+
+/* Octets of the messages uids of mailbox (what COPY adds); UIDs that are
+ * gone count nothing.  1, 0 no such mailbox, -1 error. */
+int store_uids_size(struct store *store, const char *mailbox,
+    const uint32_t *uids, size_t count, uint64_t *bytes_r,
+    const char **error_r) MF_WUR;
+
+/* Is delivery_id stored already?  1 yes, 0 no, -1 error. */
+int store_delivered(struct store *store, const char *delivery_id,
+    const char **error_r) MF_WUR;
+
 /* ---- mailbox access for POP3 and IMAP (store_mailbox.c) ---- */
 
 /* Longest message file name read back from the database; longer names
@@ -339,6 +361,7 @@ enum store_refusal {
 	STORE_REFUSE_INFERIOR,		/* RENAME below itself */
 	STORE_REFUSE_LIMIT,		/* over a limit above */
 	STORE_REFUSE_USEATTR,		/* not a special-use we store */
+	STORE_REFUSE_OVERQUOTA,		/* would exceed the account quota */
 };
 
 /*
