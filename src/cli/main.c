@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "dkim/dkim.h"
 #include "server/server.h"
+#include "store/store.h"
 
 #define CLI_DEFAULT_CONFIG "/etc/mailfort/mailfort.ini"
 #define CLI_VERSION "0.1.0"
@@ -77,6 +78,7 @@ main(int argc, char **argv)
 	int n = 0, rc;
 	struct config cfg;
 
+	store_library_init();
 	log_init("mailfort", false, LOG_LVL_INFO);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {

@@ -108,7 +108,9 @@ struct imap_session {
 	struct imap_mailbox *mbox;	/* SELECTED */
 	bool changed;			/* account changed since last sync */
 	char tag[IMAP_TAG_MAX + 1];	/* of the command waiting (BUSY...) */
-	char line[IMAP_SASL_LINE_MAX + 1];
+	/* AUTHENTICATE/IDLE line; allocated only while one is awaited, so
+	 * idle sessions don't carry 12 KiB each */
+	char *line;
 	/* APPEND messages being received as files (imap_cmd_append.c) */
 	struct imap_append_in *append;
 	/* imap_cmd_fetch.c: set while a FETCH waits for its output to

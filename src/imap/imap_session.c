@@ -197,7 +197,9 @@ imap_session_free(struct imap_session *s)
 	imap_parser_free(&s->parser);
 	conn_free(&s->conn);
 	free(s->user);
-	x_wipe(s->line, sizeof(s->line));
+	if (s->line != NULL)
+		x_wipe(s->line, IMAP_SASL_LINE_MAX + 1);
+	free(s->line);
 	free(s);
 }
 
@@ -335,6 +337,10 @@ imap_resume(struct imap_session *s)
 		return;
 	if (s->wait == IMAP_WAIT_BUSY)
 		imap_set_wait(s, IMAP_WAIT_NONE);
+	/* Between commands a session holds no database pages: a thousand
+	 * idle clients must stay cheap; the OS page cache keeps them warm. */
+	if (conn_input_len(s->conn) == 0)
+		store_release_memory(s->store);
 	conn_resume_read(s->conn);
 }
 
@@ -345,7 +351,9 @@ imap_read_raw_line(struct imap_session *s)
 	size_t len = 0;
 	bool bare_lf = false;
 
-	switch (conn_read_line(s->conn, s->line, sizeof(s->line),
+	if (s->line == NULL)
+		s->line = xmalloc(IMAP_SASL_LINE_MAX + 1);
+	switch (conn_read_line(s->conn, s->line, IMAP_SASL_LINE_MAX + 1,
 	    IMAP_SASL_LINE_MAX, &len, &bare_lf)) {
 	case LINE_NEED_MORE:
 		return false;
@@ -359,10 +367,13 @@ imap_read_raw_line(struct imap_session *s)
 	}
 	if (s->wait == IMAP_WAIT_SASL) {
 		imap_sasl_line(s, bare_lf ? "" : s->line, bare_lf ? 0 : len);
+		x_wipe(s->line, IMAP_SASL_LINE_MAX + 1);
+		x_free(&s->line);
 		return true;
 	}
 	/* RFC 2177 §3: only DONE ends IDLE. */
 	if (!bare_lf && len == 4 && strncasecmp(s->line, "DONE", 4) == 0) {
+		x_free(&s->line);
 		imap_set_wait(s, IMAP_WAIT_NONE);
 		imap_idle_done(s);
 	} else {

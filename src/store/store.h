@@ -13,6 +13,11 @@
 
 struct store;
 
+/* Process-wide SQLite settings; call first thing in main(). */
+void store_library_init(void);
+/* Drops the connection's cached pages (an idle session keeps little). */
+void store_release_memory(struct store *store);
+
 /* Longest account we accept (RFC 5321 §4.5.3.1.1-2: 64 + "@" + 255). */
 #define STORE_LOCAL_MAX 64
 #define STORE_DOMAIN_MAX 255
