@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "auth/auth.h"
+#include "auth/auth_private.h"
 
 /* Budget of table lookups for one resolution: wide aliases pointing at
  * wide aliases must not cost more than this, loops or not. */
@@ -38,20 +38,11 @@ struct accounts_alias {
 	unsigned line;
 };
 
-/* What identifies a file version; any change means "re-read". */
-struct accounts_fileid {
-	bool present;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
-
 struct accounts {
 	char *users_file;	/* NULL: none */
 	char *aliases_file;
-	struct accounts_fileid users_id;
-	struct accounts_fileid aliases_id;
+	struct auth_fileid users_id;
+	struct auth_fileid aliases_id;
 	time_t checked;		/* last accounts_refresh() stat */
 	struct accounts_user *users;
 	size_t nusers;
@@ -70,31 +61,6 @@ struct accounts_res {
 	unsigned steps;
 	bool warned;
 };
-
-/*
- * Copies addr lower-cased into out (AUTH_ADDR_MAX + 1 bytes).  Returns -1
- * for anything that is not "local@domain" with one '@', a non-empty
- * domain and no space or control character.  A catch-all "@domain" passes
- * only when allow_empty_local is set.
- */
-static int
-accounts_norm(const char *addr, char *out, bool allow_empty_local)
-{
-	size_t len = strlen(addr);
-	const char *at = strchr(addr, '@');
-
-	if (len == 0 || len > AUTH_ADDR_MAX || at == NULL ||
-	    strchr(at + 1, '@') != NULL || at[1] == '\0')
-		return -1;
-	if (at == addr && !allow_empty_local)
-		return -1;
-	for (const char *p = addr; *p != '\0'; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f)
-			return -1;
-	memcpy(out, addr, len + 1);
-	str_lower(out);
-	return 0;
-}
 
 static int
 accounts_user_cmp(const void *a, const void *b)
@@ -167,33 +133,6 @@ accounts_aliases_free(struct accounts_alias **aliases, size_t n)
 	x_free(aliases);
 }
 
-/* Stat result as an identity; ENOENT is a valid "absent" identity. */
-static int
-accounts_stat(const char *path, struct accounts_fileid *id_r)
-{
-	struct stat st;
-
-	memset(id_r, 0, sizeof(*id_r));
-	if (stat(path, &st) == -1)
-		return errno == ENOENT ? 0 : -1;
-	id_r->present = true;
-	id_r->dev = st.st_dev;
-	id_r->ino = st.st_ino;
-	id_r->size = st.st_size;
-	id_r->mtime = st.st_mtim;
-	return 0;
-}
-
-static bool
-accounts_id_eq(const struct accounts_fileid *a,
-    const struct accounts_fileid *b)
-{
-	return a->present == b->present && a->dev == b->dev &&
-	    a->ino == b->ino && a->size == b->size &&
-	    a->mtime.tv_sec == b->mtime.tv_sec &&
-	    a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
 /* "user@domain|{SCHEME}hash[|extra fields docker-mailserver may add]" */
 static void
 accounts_parse_user(struct accounts *acc, const char *file, unsigned lineno,
@@ -212,7 +151,7 @@ accounts_parse_user(struct accounts *acc, const char *file, unsigned lineno,
 	if ((end = strchr(hash, '|')) != NULL)
 		*end = '\0';
 	hash = str_trim(hash);
-	if (accounts_norm(str_trim(line), addr, false) == -1 ||
+	if (auth_addr_norm(str_trim(line), addr, false) == -1 ||
 	    *hash == '\0') {
 		log_warnx("%s:%u: bad account line", file, lineno);
 		return;
@@ -239,12 +178,12 @@ accounts_parse_alias(struct accounts *acc, const char *file,
 	char *save = NULL, *tok;
 
 	tok = strtok_r(line, " \t", &save);
-	if (tok == NULL || accounts_norm(tok, addr, true) == -1) {
+	if (tok == NULL || auth_addr_norm(tok, addr, true) == -1) {
 		log_warnx("%s:%u: bad alias address", file, lineno);
 		return;
 	}
 	while ((tok = strtok_r(NULL, sep, &save)) != NULL) {
-		if (accounts_norm(tok, tgt, false) == -1) {
+		if (auth_addr_norm(tok, tgt, false) == -1) {
 			log_warnx("%s:%u: bad alias target skipped", file,
 			    lineno);
 			continue;
@@ -365,13 +304,13 @@ accounts_aliases_index(struct accounts *acc)
 static void
 accounts_load_users(struct accounts *acc)
 {
-	struct accounts_fileid id;
+	struct auth_fileid id;
 	struct accounts_user *old = acc->users;
 	size_t nold = acc->nusers;
 
 	if (acc->users_file == NULL)
 		return;
-	if (accounts_stat(acc->users_file, &id) == -1) {
+	if (auth_file_id(acc->users_file, &id) == -1) {
 		log_warn("%s: stat", acc->users_file);
 		return;
 	}
@@ -394,13 +333,13 @@ accounts_load_users(struct accounts *acc)
 static void
 accounts_load_aliases(struct accounts *acc)
 {
-	struct accounts_fileid id;
+	struct auth_fileid id;
 	struct accounts_alias *old = acc->aliases;
 	size_t nold = acc->naliases;
 
 	if (acc->aliases_file == NULL)
 		return;
-	if (accounts_stat(acc->aliases_file, &id) == -1) {
+	if (auth_file_id(acc->aliases_file, &id) == -1) {
 		log_warn("%s: stat", acc->aliases_file);
 		return;
 	}
@@ -452,19 +391,19 @@ accounts_free(struct accounts **accp)
 void
 accounts_refresh(struct accounts *acc)
 {
-	struct accounts_fileid id;
+	struct auth_fileid id;
 	time_t now = time(NULL);
 
 	if (now == acc->checked)
 		return;
 	acc->checked = now;
 	if (acc->users_file != NULL &&
-	    accounts_stat(acc->users_file, &id) == 0 &&
-	    !accounts_id_eq(&id, &acc->users_id))
+	    auth_file_id(acc->users_file, &id) == 0 &&
+	    !auth_file_id_eq(&id, &acc->users_id))
 		accounts_load_users(acc);
 	if (acc->aliases_file != NULL &&
-	    accounts_stat(acc->aliases_file, &id) == 0 &&
-	    !accounts_id_eq(&id, &acc->aliases_id))
+	    auth_file_id(acc->aliases_file, &id) == 0 &&
+	    !auth_file_id_eq(&id, &acc->aliases_id))
 		accounts_load_aliases(acc);
 }
 
@@ -498,7 +437,7 @@ accounts_user_exists(struct accounts *acc, const char *addr)
 {
 	char norm[AUTH_ADDR_MAX + 1];
 
-	if (accounts_norm(addr, norm, false) == -1)
+	if (auth_addr_norm(addr, norm, false) == -1)
 		return false;
 	return accounts_find_user(acc, norm) != NULL;
 }
@@ -509,7 +448,7 @@ accounts_get_hash(struct accounts *acc, const char *user)
 	char norm[AUTH_ADDR_MAX + 1];
 	const struct accounts_user *u;
 
-	if (accounts_norm(user, norm, false) == -1 ||
+	if (auth_addr_norm(user, norm, false) == -1 ||
 	    (u = accounts_find_user(acc, norm)) == NULL)
 		return NULL;
 	return xstrdup(u->hash);
@@ -644,7 +583,7 @@ accounts_resolve(struct accounts *acc, const char *addr, char delim,
 	char norm[AUTH_ADDR_MAX + 1];
 
 	r.out = xcalloc(AUTH_TARGETS_MAX + 1, sizeof(*r.out));
-	if (accounts_norm(addr, norm, false) == 0)
+	if (auth_addr_norm(addr, norm, false) == 0)
 		(void)accounts_res_addr(&r, norm, 0);
 	x_free(&r.seen);
 	if (r.nout < AUTH_TARGETS_MAX)
@@ -693,8 +632,8 @@ accounts_may_send_as(struct accounts *acc, const char *user,
 	char u[AUTH_ADDR_MAX + 1], a[AUTH_ADDR_MAX + 1];
 	char base[AUTH_ADDR_MAX + 1];
 
-	if (accounts_norm(user, u, false) == -1 ||
-	    accounts_norm(addr, a, false) == -1)
+	if (auth_addr_norm(user, u, false) == -1 ||
+	    auth_addr_norm(addr, a, false) == -1)
 		return false;
 	if (strcmp(u, a) == 0)
 		return true;

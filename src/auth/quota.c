@@ -22,7 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "auth/auth.h"
+#include "auth/auth_private.h"
 
 struct quota_entry {
 	char *addr;		/* lower-case */
@@ -31,18 +31,10 @@ struct quota_entry {
 };
 
 /* What identifies a file version; any change means "re-read". */
-struct quota_fileid {
-	bool present;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
-
 struct quota_table {
 	char *file;		/* NULL: none */
 	uint64_t default_bytes;
-	struct quota_fileid id;
+	struct auth_fileid id;
 	time_t checked;		/* last quota_table_refresh() stat */
 	struct quota_entry *entries;
 	size_t count;
@@ -77,24 +69,6 @@ quota_parse_size(const char *s, uint64_t *bytes_r)
 	return 0;
 }
 
-/* "local@domain", lower-cased into out (AUTH_ADDR_MAX + 1 bytes). */
-static int
-quota_norm(const char *addr, char *out)
-{
-	size_t len = strlen(addr);
-	const char *at = strchr(addr, '@');
-
-	if (len == 0 || len > AUTH_ADDR_MAX || at == NULL || at == addr ||
-	    strchr(at + 1, '@') != NULL || at[1] == '\0')
-		return -1;
-	for (const char *p = addr; *p != '\0'; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f)
-			return -1;
-	memcpy(out, addr, len + 1);
-	str_lower(out);
-	return 0;
-}
-
 static int
 quota_entry_cmp(const void *a, const void *b)
 {
@@ -120,32 +94,6 @@ quota_entries_free(struct quota_entry **entries, size_t n)
 	x_free(entries);
 }
 
-/* Stat result as an identity; ENOENT is a valid "absent" identity. */
-static int
-quota_stat(const char *path, struct quota_fileid *id_r)
-{
-	struct stat st;
-
-	memset(id_r, 0, sizeof(*id_r));
-	if (stat(path, &st) == -1)
-		return errno == ENOENT ? 0 : -1;
-	id_r->present = true;
-	id_r->dev = st.st_dev;
-	id_r->ino = st.st_ino;
-	id_r->size = st.st_size;
-	id_r->mtime = st.st_mtim;
-	return 0;
-}
-
-static bool
-quota_id_eq(const struct quota_fileid *a, const struct quota_fileid *b)
-{
-	return a->present == b->present && a->dev == b->dev &&
-	    a->ino == b->ino && a->size == b->size &&
-	    a->mtime.tv_sec == b->mtime.tv_sec &&
-	    a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
 /* "user@domain:SIZE"; the last ':' splits (addresses have none). */
 static void
 quota_parse_line(struct quota_table *qt, unsigned lineno, char *line,
@@ -161,7 +109,7 @@ quota_parse_line(struct quota_table *qt, unsigned lineno, char *line,
 		return;
 	}
 	*colon = '\0';
-	if (quota_norm(str_trim(line), addr) == -1) {
+	if (auth_addr_norm(str_trim(line), addr, false) == -1) {
 		log_warnx("%s:%u: bad quota address", qt->file, lineno);
 		return;
 	}
@@ -236,11 +184,11 @@ quota_read(struct quota_table *qt)
 static void
 quota_load(struct quota_table *qt)
 {
-	struct quota_fileid id;
+	struct auth_fileid id;
 	struct quota_entry *old = qt->entries;
 	size_t nold = qt->count;
 
-	if (quota_stat(qt->file, &id) == -1) {
+	if (auth_file_id(qt->file, &id) == -1) {
 		log_warn("%s: stat", qt->file);
 		return;
 	}
@@ -287,13 +235,13 @@ quota_table_free(struct quota_table **qtp)
 void
 quota_table_refresh(struct quota_table *qt)
 {
-	struct quota_fileid id;
+	struct auth_fileid id;
 	time_t now = time(NULL);
 
 	if (qt->file == NULL || now - qt->checked < QUOTA_REFRESH_SECONDS)
 		return;
 	qt->checked = now;
-	if (quota_stat(qt->file, &id) == 0 && !quota_id_eq(&id, &qt->id))
+	if (auth_file_id(qt->file, &id) == 0 && !auth_file_id_eq(&id, &qt->id))
 		quota_load(qt);
 }
 
@@ -310,7 +258,7 @@ quota_table_get(const struct quota_table *qt, const char *user,
 	char norm[AUTH_ADDR_MAX + 1];
 	const struct quota_entry *e = NULL;
 
-	if (qt->count > 0 && quota_norm(user, norm) == 0)
+	if (qt->count > 0 && auth_addr_norm(user, norm, false) == 0)
 		e = bsearch(norm, qt->entries, qt->count,
 		    sizeof(*qt->entries), quota_key_cmp);
 	if (explicit_r != NULL)
