@@ -506,7 +506,7 @@ def test_commands_need_login_and_bad_syntax(srv, pki):
 
 def test_schema_v1_store_is_migrated(make_server, pki):
     """A store written by schema version 1 (subscribed column) opens as
-    version 2 with its subscriptions kept."""
+    the current version (3) with its subscriptions kept."""
     s = make_server(imap=True, start=False)
     d = s.store_dir(USER)
     os.makedirs(os.path.join(d, "msg"))
@@ -543,7 +543,7 @@ def test_schema_v1_store_is_migrated(make_server, pki):
     assert got["Old"][0] == {"\\HasNoChildren", "\\Subscribed"}
     assert got["Unsub"][0] == {"\\HasNoChildren"}
     r.close()
-    assert db_rows(s, USER, "PRAGMA user_version") == [(2,)]
+    assert db_rows(s, USER, "PRAGMA user_version") == [(3,)]
 
 
 def srv_dir_root(s):

@@ -483,6 +483,43 @@ def test_copy_move_expunge(srv, pki):
     r.close()
 
 
+def test_uid_move_qresync(make_server, pki):
+    """RFC 6851 §4.3: COPYUID untagged first, then VANISHED under QRESYNC;
+    the move is one store change (one MODSEQ in the source), seen by
+    another session and by a later QRESYNC SELECT."""
+    s = make_server(imap=True)
+    for i in range(3):
+        deliver(s, USER, "Subject: mv%d\r\n\r\nx\r\n" % i, i + 1)
+    a = Raw(s, pki, USER)
+    b = Raw(s, pki, USER)
+    a.ok("ENABLE QRESYNC")
+    lines, _ = a.ok("SELECT INBOX")
+    uidvalidity = re.search(r"UIDVALIDITY (\d+)", " ".join(lines)).group(1)
+    modseq = int(re.search(r"HIGHESTMODSEQ (\d+)", " ".join(lines))
+                 .group(1))
+    b.ok("SELECT INBOX")
+    lines, tagged = a.ok("UID MOVE 1,3 Archive")
+    assert re.match(r"\* OK \[COPYUID \d+ 1,3 \d+(:\d+|,\d+)\] ",
+                    lines[0]), lines
+    assert lines[1:] == ["* VANISHED 1,3"], lines
+    assert "COPYUID" not in tagged
+    # a missing target moves nothing
+    lines, tagged = a.cmd("UID MOVE 2 NoSuchBox")
+    assert " NO [TRYCREATE]" in tagged and lines == [], (lines, tagged)
+    lines, _ = b.ok("NOOP")
+    assert lines == ["* 3 EXPUNGE", "* 1 EXPUNGE"], lines
+    lines, _ = b.ok("UID SEARCH ALL")
+    assert lines == ["* SEARCH 2"], lines
+    lines, _ = b.ok("SELECT Archive")
+    assert "* 2 EXISTS" in lines, lines
+    a.ok("UNSELECT")
+    lines, _ = a.ok("SELECT INBOX (QRESYNC (%s %d))" % (uidvalidity, modseq))
+    assert "* VANISHED (EARLIER) 1,3" in lines, lines
+    assert any("HIGHESTMODSEQ %d]" % (modseq + 1) in l for l in lines), lines
+    a.close()
+    b.close()
+
+
 def test_close_unselect(srv, pki):
     deliver(srv, ADMIN, "Subject: cl\r\n\r\nx\r\n", 3)
     r = Raw(srv, pki, ADMIN)

@@ -3,12 +3,15 @@
  * BINARY, RFC 7162 CHANGEDSINCE/MODSEQ and QRESYNC VANISHED).
  *
  * The command runs on the pool in slices of about IMAP_FETCH_SLICE
- * bytes of output: each slice reads the rows it needs, parses a message
- * (mime.h) only when an item needs its structure, and copies section
- * bytes from the stored file by byte range (CRLF as stored) in chunks,
- * so a big message is never held in memory.  Between slices the output
- * goes to the client; above IMAP_OUTPUT_MAX the next slice waits until
- * it drains.  Non-PEEK body items set \Seen, reported with FLAGS.
+ * bytes of output: each slice reads the rows it needs, takes ENVELOPE,
+ * BODYSTRUCTURE and the part tree (mime_tree_deserialize()) from the
+ * cache the store filled at delivery/APPEND, parses a message (mime.h)
+ * only for BODY or a row of an older store (then fills its cache), and
+ * copies section bytes from the stored file by byte range (CRLF as
+ * stored) in chunks, so a big message is never held in memory.
+ * Between slices the output goes to the client; above IMAP_OUTPUT_MAX
+ * the next slice waits until it drains.  Non-PEEK body items set \Seen,
+ * reported with FLAGS.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,6 +66,7 @@ struct imap_fetch_job {
 	size_t item;
 	struct store_row row;
 	struct mime_message *mime;
+	bool mime_parsed;		/* a parse, not a cached tree */
 	int fd;
 	uint64_t lit_off, lit_left;	/* file range still to copy */
 	/* results */
@@ -84,6 +88,7 @@ imap_fetch_msg_end(struct imap_fetch_job *fj)
 {
 	store_row_clear(&fj->row);
 	mime_message_free(&fj->mime);
+	fj->mime_parsed = false;
 	if (fj->fd >= 0)
 		close(fj->fd);
 	fj->fd = -1;
@@ -170,19 +175,44 @@ imap_fetch_read(struct imap_fetch_job *fj, uint64_t off, uint64_t len,
 	return true;
 }
 
+/* Fills the cache columns of a row the store has none for (a store
+ * older than schema 3, a damaged tree) from the parse. */
+static void
+imap_fetch_cache_fill(struct imap_fetch_job *fj)
+{
+	const char *err = NULL;
+	struct buf env, bs, tree;
+
+	buf_init(&env, 0);
+	buf_init(&bs, 0);
+	buf_init(&tree, 0);
+	x_free(&fj->row.envelope);
+	x_free(&fj->row.bodystructure);
+	fj->row.envelope = xstrdup(mime_envelope(fj->mime, &env));
+	fj->row.bodystructure = xstrdup(mime_bodystructure(fj->mime, true,
+	    &bs));
+	mime_tree_serialize(fj->mime, &tree);
+	if (store_cache_set(fj->base.store, fj->base.mailbox, fj->row.uid,
+	    fj->row.envelope, fj->row.bodystructure,
+	    tree.data ? tree.data : "", tree.len, &err) < 0)
+		log_warnx("imap fetch: cache: %s", err ? err : "?");
+	buf_free(&env);
+	buf_free(&bs);
+	buf_free(&tree);
+}
+
 /* Parses the message once per message, filling the cache if empty. */
 static bool
 imap_fetch_mime(struct imap_fetch_job *fj)
 {
 	struct mime_parser *p;
 	uint64_t off = 0;
-	const char *err = NULL;
-	struct buf env, bs;
 
-	if (fj->mime != NULL)
+	if (fj->mime != NULL && fj->mime_parsed)
 		return true;
 	if (!imap_fetch_open(fj))
 		return false;
+	mime_message_free(&fj->mime);
 	p = mime_parser_new();
 	for (;;) {
 		ssize_t n = pread(fj->fd, fj->chunk, IMAP_FETCH_CHUNK,
@@ -195,19 +225,32 @@ imap_fetch_mime(struct imap_fetch_job *fj)
 		off += (uint64_t)n;
 	}
 	fj->mime = mime_parser_finish(&p);
-	if (fj->row.envelope != NULL && fj->row.bodystructure != NULL)
-		return true;
-	buf_init(&env, 0);
-	buf_init(&bs, 0);
-	fj->row.envelope = xstrdup(mime_envelope(fj->mime, &env));
-	fj->row.bodystructure = xstrdup(mime_bodystructure(fj->mime, true,
-	    &bs));
-	buf_free(&env);
-	buf_free(&bs);
-	if (store_cache_set(fj->base.store, fj->base.mailbox, fj->row.uid,
-	    fj->row.envelope, fj->row.bodystructure, &err) < 0)
-		log_warnx("imap fetch: cache: %s", err ? err : "?");
+	fj->mime_parsed = true;
+	if (fj->row.envelope == NULL || fj->row.bodystructure == NULL ||
+	    fj->row.mime_tree == NULL)
+		imap_fetch_cache_fill(fj);
 	return true;
+}
+
+/* The part tree for section ranges: the cached one, else a parse (which
+ * stores it for next time). */
+static bool
+imap_fetch_tree(struct imap_fetch_job *fj)
+{
+	const char *err = NULL;
+
+	if (fj->mime != NULL)
+		return true;
+	if (fj->row.mime_tree != NULL) {
+		if (mime_tree_deserialize(fj->row.mime_tree,
+		    fj->row.mime_tree_len, &fj->mime, &err) == 1)
+			return true;
+		log_warnx("imap fetch: UID %u: cached tree: %s", fj->row.uid,
+		    err ? err : "?");
+		x_free(&fj->row.mime_tree);	/* the parse replaces it */
+		fj->row.mime_tree_len = 0;
+	}
+	return imap_fetch_mime(fj);
 }
 
 /* ---- items (pool) ---- */
@@ -377,7 +420,7 @@ imap_fetch_section(struct imap_fetch_job *fj, const struct imap_fitem *it)
 	int rc = 1;
 
 	if (sec->nparts > 0 || sec->spec != IMAP_SPEC_NONE) {
-		if (!imap_fetch_mime(fj))
+		if (!imap_fetch_tree(fj))
 			return;
 		imap_fetch_spec(sec, spec, sizeof(spec));
 		rc = mime_section_range(fj->mime, spec, &start, &len, &cte);

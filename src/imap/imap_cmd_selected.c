@@ -550,19 +550,18 @@ imap_copy_work(struct imap_job *j)
 {
 	struct imap_copy_job *cj = (struct imap_copy_job *)j;
 	const char *err = NULL;
-	uint64_t gone = 0;
 
 	cj->ret = imap_copy_quota(cj, &err);
-	if (cj->ret == 1)
+	/* MOVE is one store transaction: a crash never leaves the
+	 * messages in both mailboxes (RFC 6851 §3.3 atomicity). */
+	if (cj->ret == 1 && cj->move)
+		cj->ret = store_move(j->store, j->mailbox, cj->to, cj->uids,
+		    cj->n, &cj->uidvalidity, &cj->src, &cj->dst,
+		    &cj->ncopied, &err);
+	else if (cj->ret == 1)
 		cj->ret = store_copy(j->store, j->mailbox, cj->to, cj->uids,
 		    cj->n, &cj->uidvalidity, &cj->src, &cj->dst,
 		    &cj->ncopied, &err);
-	/* XXX: copy and expunge are two transactions; a crash between
-	 * them leaves the messages in both mailboxes, never in none. */
-	if (cj->ret == 1 && cj->move && cj->ncopied > 0 &&
-	    store_expunge(j->store, j->mailbox, cj->src, cj->ncopied, &gone,
-	    &err) < 0)
-		cj->ret = -1;
 	if (cj->ret < 0)
 		str_lcpy(j->error, err ? err : "?", sizeof(j->error));
 }

@@ -122,4 +122,75 @@ void mime_tree_serialize(const struct mime_message *m, struct buf *out);
 int mime_tree_deserialize(const void *data, size_t len,
     struct mime_message **m_r, const char **error_r) MF_WUR;
 
+/*
+ * ---- mime_decode.c: decoding for search (pure, never fails) ----
+ *
+ * Header values: RFC 2047 encoded-words (B and Q) into UTF-8; linear
+ * whitespace between adjacent encoded-words is dropped (§6.2), CR and LF
+ * are dropped (unfolding); other text passes through as raw bytes (RFC
+ * 6532 UTF-8 headers work as such).  Charsets: UTF-8 and US-ASCII pass
+ * through unchecked, ISO-8859-1 is converted here, others by iconv(3);
+ * bytes a charset rejects become U+FFFD, an unknown charset passes its
+ * bytes through.  Adjacent words of one charset are converted together,
+ * so a character split across words survives.
+ */
+#define MIME_CHARSET_MAX 64	/* bytes of a charset name */
+
+/* Appends the decoded, unfolded value in[0..len) to out. */
+void mime_header_decode(const char *in, size_t len, struct buf *out);
+
+/* Streaming charset converter into UTF-8; bounded state (a partial
+ * character).  Owned by the caller; name is copied. */
+struct mime_conv;
+struct mime_conv *mime_conv_new(const char *charset, size_t len);
+/* Converts the next chunk, appending UTF-8 to out. */
+void mime_conv_feed(struct mime_conv *c, const char *in, size_t len,
+    struct buf *out);
+/* Ends the input (a dangling partial character becomes U+FFFD). */
+void mime_conv_finish(struct mime_conv *c, struct buf *out);
+void mime_conv_free(struct mime_conv **cp);
+
+/* Streaming Content-Transfer-Encoding decoder (RFC 2045 §6.7, §6.8);
+ * 7BIT, 8BIT, BINARY and unknown ones pass through.  Bounded state; any
+ * chunk size; bad input is skipped (base64) or kept literally (QP). */
+struct mime_cte_dec;
+struct mime_cte_dec *mime_cte_dec_new(enum mime_cte cte);
+void mime_cte_dec_feed(struct mime_cte_dec *d, const char *in, size_t len,
+    struct buf *out);
+/* Ends the input: flushes a held partial base64 quantum or QP escape. */
+void mime_cte_dec_finish(struct mime_cte_dec *d, struct buf *out);
+void mime_cte_dec_free(struct mime_cte_dec **dp);
+
+/*
+ * Streaming case-insensitive substring search over UTF-8.  Folding level:
+ * i;ascii-casemap plus the Latin-1 Supplement letters U+00C0..U+00DE
+ * (except U+00D7) onto U+00E0..U+00FE; not i;unicode-casemap (no other
+ * scripts, no normalisation).  State is the needle (at most
+ * MIME_MATCH_MAX bytes, longer needles are cut) and one byte.
+ */
+#define MIME_MATCH_MAX 4096
+struct mime_match;
+struct mime_match *mime_match_new(const char *needle, size_t len);
+/* Feeds the next chunk; true once the needle was seen (sticky until
+ * mime_match_reset()).  An empty needle matches at once. */
+bool mime_match_feed(struct mime_match *mm, const char *in, size_t len);
+void mime_match_reset(struct mime_match *mm);
+void mime_match_free(struct mime_match **mmp);
+
+/* Number of entities of m (pre-order index 0 is the message). */
+uint32_t mime_part_count(const struct mime_message *m);
+/*
+ * Whether entity i of a parsed message is a single text part (type text,
+ * or Content-Type absent or invalid); if so sets its body range, its
+ * encoding and, into charset (reset first), the charset parameter or
+ * "us-ascii" (at most MIME_CHARSET_MAX bytes).
+ */
+bool mime_part_text(const struct mime_message *m, uint32_t i,
+    uint64_t *start_r, uint64_t *len_r, enum mime_cte *cte_r,
+    struct buf *charset);
+/* Whether entity i of m is an embedded message (not the root); if so
+ * sets the range of its header block. */
+bool mime_part_embedded_header(const struct mime_message *m, uint32_t i,
+    uint64_t *start_r, uint64_t *len_r);
+
 #endif

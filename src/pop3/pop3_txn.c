@@ -5,7 +5,9 @@
  * and numbered by a snapshot taken at login (RFC 1939 §5: numbering
  * does not change during the session; new mail shows at the next one).
  * STAT, LIST, UIDL, RETR, TOP, DELE, RSET here; QUIT expunges the marked
- * messages in one store transaction (RFC 1939 §6).  Opening, expunging
+ * messages in one store transaction (RFC 1939 §6) and flags \Seen those
+ * retrieved by RETR and kept (as Dovecot does; TOP only peeks, and a
+ * session that ends without QUIT changes nothing).  Opening, expunging
  * and closing the store run on the thread pool; RETR/TOP stream the file
  * in chunks as the output drains, never holding a message in memory.
  */
@@ -28,6 +30,7 @@ struct pop3_mailbox {
 	struct store_msg_list list;	/* message n is msgs[n - 1] */
 	bool *deleted;			/* DELE marks, per message */
 	size_t ndeleted;
+	bool *retrieved;		/* RETR'd: \Seen at QUIT */
 	uint64_t deleted_bytes;
 	uint64_t total_bytes;
 };
@@ -42,8 +45,11 @@ struct pop3_job {
 	struct pop3_mailbox *mbox;
 	uint32_t *uids;			/* QUIT: to expunge */
 	size_t nuids;
+	uint32_t *seen;			/* QUIT: to flag \Seen */
+	size_t nseen;
 	int ret;			/* 1 done, 0 [IN-USE], -1 error */
 	uint64_t expunged;
+	uint64_t seen_set;		/* \Seen newly set */
 	char error[POP3_ERROR_MAX];
 };
 
@@ -60,6 +66,7 @@ pop3_mailbox_close(struct pop3_mailbox **mboxp)
 	store_unlock(&mbox->lock_fd);
 	store_msg_list_free(&mbox->list);
 	free(mbox->deleted);
+	free(mbox->retrieved);
 	free(mbox);
 	*mboxp = NULL;
 }
@@ -69,6 +76,7 @@ pop3_job_free(struct pop3_job *j)
 {
 	pop3_mailbox_close(&j->mbox);
 	free(j->uids);
+	free(j->seen);
 	free(j->user);
 	free(j->data_dir);
 	free(j);
@@ -112,6 +120,7 @@ pop3_open_work(void *arg)
 		goto fail;
 	}
 	mbox->deleted = xcalloc(mbox->list.count + 1, sizeof(bool));
+	mbox->retrieved = xcalloc(mbox->list.count + 1, sizeof(bool));
 	for (size_t i = 0; i < mbox->list.count; i++)
 		mbox->total_bytes += mbox->list.msgs[i].size;
 	return;
@@ -178,6 +187,35 @@ pop3_txn_open(struct pop3_session *s)
 
 /* ---- QUIT: UPDATE (pool) ---- */
 
+/* \Seen for the messages retrieved and kept, one MODSEQ for all
+ * (store_flags_change()); a failure only costs the flag. */
+static void
+pop3_quit_seen(struct pop3_job *j)
+{
+	const struct store_flags_req req = {
+		.op = STORE_FLAGS_ADD,
+		.flags = STORE_FLAG_SEEN,
+		.keywords = "",
+	};
+	struct store_flags_res *res;
+	const char *err = NULL;
+
+	if (j->nseen == 0)
+		return;
+	res = xreallocarray(NULL, j->nseen, sizeof(*res));
+	if (store_flags_change(j->mbox->store, POP3_MAILBOX, &req, j->seen,
+	    j->nseen, res, &err) < 0) {
+		log_warnx("%s pop3 quit seen failed: %s", j->sid, err);
+		free(res);
+		return;
+	}
+	for (size_t i = 0; i < j->nseen; i++)
+		if (res[i].status == STORE_FLAGS_CHANGED)
+			j->seen_set++;
+	store_flags_res_clear(res, j->nseen);
+	free(res);
+}
+
 static void
 pop3_quit_work(void *arg)
 {
@@ -190,6 +228,7 @@ pop3_quit_work(void *arg)
 		j->ret = -1;
 		str_lcpy(j->error, err, sizeof(j->error));
 	}
+	pop3_quit_seen(j);
 	pop3_mailbox_close(&j->mbox);
 }
 
@@ -201,13 +240,14 @@ pop3_quit_done(void *arg)
 
 	/* Logged even when the client is gone: the expunge happened. */
 	if (j->ret == 1)
-		log_info("%s pop3 quit expunged=%llu", j->sid,
-		    (unsigned long long)j->expunged);
-	if (j->ret == 1 && j->expunged > 0 && j->user != NULL)
-		ipc_notify_changed(j->user);
+		log_info("%s pop3 quit expunged=%llu seen=%llu", j->sid,
+		    (unsigned long long)j->expunged,
+		    (unsigned long long)j->seen_set);
 	else
 		log_warnx("%s pop3 quit expunge failed: %s", j->sid,
 		    j->error);
+	if ((j->expunged > 0 || j->seen_set > 0) && j->user != NULL)
+		ipc_notify_changed(j->user);
 	if (s != NULL) {
 		if (j->ret == 1)
 			pop3_reply(s, "+OK Bye, %llu messages deleted",
@@ -227,9 +267,16 @@ pop3_txn_quit(struct pop3_session *s)
 	struct pop3_job *j = pop3_job_new(s);
 
 	j->uids = xreallocarray(NULL, mbox->ndeleted + 1, sizeof(*j->uids));
-	for (size_t i = 0; i < mbox->list.count; i++)
+	j->seen = xreallocarray(NULL, mbox->list.count + 1,
+	    sizeof(*j->seen));
+	for (size_t i = 0; i < mbox->list.count; i++) {
+		const struct store_msg *m = &mbox->list.msgs[i];
 		if (mbox->deleted[i])
-			j->uids[j->nuids++] = mbox->list.msgs[i].uid;
+			j->uids[j->nuids++] = m->uid;
+		else if (mbox->retrieved[i] &&
+		    (m->flags & STORE_FLAG_SEEN) == 0)
+			j->seen[j->nseen++] = m->uid;
+	}
 	j->mbox = mbox;
 	j->user = xstrdup(s->user);	/* for the change notice */
 	s->mbox = NULL;
@@ -419,6 +466,8 @@ pop3_cmd_rset(struct pop3_session *s, const struct pop3_cmd *cmd)
 	struct pop3_mailbox *mbox = s->mbox;
 
 	memset(mbox->deleted, 0, mbox->list.count * sizeof(bool));
+	/* Like Dovecot: RSET forgets the RETRs too (nothing gets \Seen). */
+	memset(mbox->retrieved, 0, mbox->list.count * sizeof(bool));
 	mbox->ndeleted = 0;
 	mbox->deleted_bytes = 0;
 	pop3_reply(s, "+OK %zu messages (%llu octets)", mbox->list.count,
@@ -516,6 +565,8 @@ pop3_send_start(struct pop3_session *s, uint64_t n, bool top,
 		pop3_reply(s, "+OK Top of message follows");
 	else
 		pop3_reply(s, "+OK %llu octets", (unsigned long long)m->size);
+	if (!top)
+		s->mbox->retrieved[n - 1] = true;
 	s->send_fd = fd;
 	pop3_stuff_init(&s->stuff, top, lines);
 	pop3_set_state(s, POP3_ST_SENDING);

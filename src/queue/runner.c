@@ -129,6 +129,20 @@ runner_unlink(struct runner *r, const char *id)
 	free(path);
 }
 
+/* Leftovers of crashed APPENDs; the store keeps this rare. */
+static void
+runner_sweep(struct store *st, const char *account)
+{
+	uint64_t removed = 0;
+	const char *err;
+
+	if (store_sweep_tmp(st, &removed, &err) < 0)
+		log_warnx("queue runner: sweep %s: %s", account, err);
+	else if (removed > 0)
+		log_info("queue runner: sweep %s removed=%llu", account,
+		    (unsigned long long)removed);
+}
+
 /* An open store for account, from the pass cache; NULL and *err_r. */
 static struct store *
 runner_store(struct runner *r, const char *account, const char **err_r)
@@ -140,6 +154,7 @@ runner_store(struct runner *r, const char *account, const char **err_r)
 			return r->cache[i].store;
 	if (store_open(r->cfg->data_dir, account, &st, err_r) < 0)
 		return NULL;
+	runner_sweep(st, account);
 	if (r->ncache == RUNNER_STORE_CACHE) {
 		store_close(&r->cache[0].store);
 		free(r->cache[0].account);

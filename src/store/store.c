@@ -2,17 +2,26 @@
  * store.c - opening and closing a per-account store: the account name is
  * checked before it becomes a path, the directories are created one level
  * at a time below data_dir without following symlinks, then the database
- * is opened (store_db.c).  Also the error helpers of the whole backend.
+ * is opened (store_db.c).  Also the error helpers of the whole backend,
+ * and the sweep of temporary files a crash left in msg/.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/store_private.h"
+
+/* Temporary APPEND files (store_append_file(); store_mailboxes.c makes
+ * them with the same prefix). */
+#define STORE_SWEEP_PREFIX "tmp.a"
+/* The stamp of the last sweep, beside index.db. */
+#define STORE_SWEEP_STAMP "sweep.stamp"
 
 /* store_open() fails before a store exists to own the message. */
 static _Thread_local char store_open_error[STORE_ERROR_MAX];
@@ -234,4 +243,80 @@ store_close(struct store **storep)
 	x_free(&store->dir);
 	x_free(&store->account);
 	x_free(storep);
+}
+
+/* ---- sweeping temporary files ---- */
+
+/* Has the last sweep of store been less than STORE_SWEEP_INTERVAL ago?
+ * Otherwise the stamp is renewed (created or touched) for this one. */
+static int
+store_sweep_due(struct store *store, time_t now, const char **error_r)
+{
+	struct stat st;
+	char *path = xasprintf("%s/%s", store->dir, STORE_SWEEP_STAMP);
+	int fd, ret = 1;
+
+	if (stat(path, &st) == 0 && st.st_mtime <= now &&
+	    now - st.st_mtime < STORE_SWEEP_INTERVAL)
+		ret = 0;
+	if (ret == 1) {
+		fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    STORE_FILE_MODE);
+		if (fd == -1 || futimens(fd, NULL) == -1)
+			ret = store_fail_errno(store, error_r, "sweep stamp");
+		if (fd != -1)
+			close(fd);
+	}
+	free(path);
+	return ret;
+}
+
+/* Unlinks name when it is a temporary file older than the limit. */
+static uint64_t
+store_sweep_one(struct store *store, int dir_fd, const char *name,
+    time_t now)
+{
+	struct stat st;
+
+	if (strncmp(name, STORE_SWEEP_PREFIX,
+	    strlen(STORE_SWEEP_PREFIX)) != 0 ||
+	    fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode) || st.st_mtime > now - STORE_TMP_STALE)
+		return 0;
+	if (unlinkat(dir_fd, name, 0) == -1) {
+		if (errno != ENOENT)
+			log_warn("store %s: unlink %s", store->account, name);
+		return 0;
+	}
+	return 1;
+}
+
+int
+store_sweep_tmp(struct store *store, uint64_t *removed_r,
+    const char **error_r)
+{
+	time_t now = time(NULL);
+	struct dirent *de;
+	DIR *dir;
+	int fd, ret;
+
+	*removed_r = 0;
+	if ((ret = store_sweep_due(store, now, error_r)) <= 0)
+		return ret;
+	fd = openat(store->msg_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+		ret = store_fail_errno(store, error_r, "open msg/");
+		if (fd != -1)
+			close(fd);
+		return ret;
+	}
+	errno = 0;
+	while ((de = readdir(dir)) != NULL) {
+		*removed_r += store_sweep_one(store, dirfd(dir), de->d_name,
+		    now);
+		errno = 0;
+	}
+	ret = errno != 0 ? store_fail_errno(store, error_r, "read msg/") : 1;
+	closedir(dir);
+	return ret;
 }

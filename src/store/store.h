@@ -64,6 +64,23 @@ int store_open(const char *data_dir, const char *account,
 /* Closes and frees *store, sets it to NULL; NULL is ignored. */
 void store_close(struct store **store);
 
+/* Age after which a temporary APPEND file is a crash's leftover: far
+ * beyond the IMAP idle timeout, so no live APPEND still writes it. */
+#define STORE_TMP_STALE (60 * 60)
+/* Sweeps of one store are at least this far apart (all processes). */
+#define STORE_SWEEP_INTERVAL (60 * 60)
+
+/*
+ * Unlinks the temporary APPEND files of msg/ older than STORE_TMP_STALE
+ * that a crash left behind.  Reads the whole directory, so it runs only
+ * when the last sweep (a stamp file in the store's directory) is
+ * STORE_SWEEP_INTERVAL old or more: the queue runner calls it whenever
+ * it opens a store.  Returns 1 swept with *removed_r, 0 not due, -1
+ * error with *error_r (valid until the next call on store).
+ */
+int store_sweep_tmp(struct store *store, uint64_t *removed_r,
+    const char **error_r) MF_WUR;
+
 /*
  * Delivers a spooled message file into mailbox (normally "INBOX"): hard-
  * links spool_path into the store (copies if the link fails across file
@@ -255,6 +272,8 @@ struct store_row {
 	char *keywords;			/* xmalloc'd or NULL */
 	char *envelope;			/* cached ENVELOPE or NULL */
 	char *bodystructure;		/* cached BODYSTRUCTURE or NULL */
+	void *mime_tree;		/* mime_tree_serialize() or NULL */
+	size_t mime_tree_len;
 	char file[STORE_MSG_FILE_MAX + 1];
 };
 
@@ -272,11 +291,13 @@ void store_rows_free(struct store_row **rows, size_t count);
 /* Opens the file of a row like store_msg_open(). */
 int store_row_open(struct store *store, const struct store_row *row,
     int *fd_r, const char **error_r) MF_WUR;
-/* Fills the ENVELOPE/BODYSTRUCTURE cache of uid (no MODSEQ change: the
- * message does not change).  0 or -1. */
+/* Fills the ENVELOPE/BODYSTRUCTURE/part tree cache of uid (no MODSEQ
+ * change: the message does not change); tree may be NULL (left as it
+ * is).  Normally filled at delivery/APPEND already; this is for rows of
+ * older stores.  0 or -1. */
 int store_cache_set(struct store *store, const char *mailbox, uint32_t uid,
-    const char *envelope, const char *bodystructure, const char **error_r)
-    MF_WUR;
+    const char *envelope, const char *bodystructure, const void *tree,
+    size_t tree_len, const char **error_r) MF_WUR;
 
 /* STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3). */
 enum store_flags_op {
@@ -336,6 +357,18 @@ int store_deleted_uids(struct store *store, const char *mailbox,
  * out of UIDs).
  */
 int store_copy(struct store *store, const char *from, const char *to,
+    const uint32_t *uids, size_t count, uint32_t *uidvalidity_r,
+    uint32_t **src_r, uint32_t **dst_r, size_t *count_r,
+    const char **error_r) MF_WUR;
+
+/*
+ * MOVE (RFC 6851): store_copy() and the expunge of the copied sources
+ * (recorded for VANISHED with one new MODSEQ of from) in one transaction,
+ * so a crash leaves the messages in one mailbox, never in both.  The
+ * usage does not change and no file is unlinked (the copies name them).
+ * Same arguments and returns as store_copy().
+ */
+int store_move(struct store *store, const char *from, const char *to,
     const uint32_t *uids, size_t count, uint32_t *uidvalidity_r,
     uint32_t **src_r, uint32_t **dst_r, size_t *count_r,
     const char **error_r) MF_WUR;
@@ -469,8 +502,8 @@ int store_status(struct store *store, const char *mailbox,
  * records them in one transaction with consecutive UIDs (MULTIAPPEND,
  * RFC 3502: all or nothing); the temporary names are gone afterwards
  * whatever it returns.  A message never used goes with
- * store_append_discard().
- * XXX: a crash while a message is received leaves its "tmp.a..." file.
+ * store_append_discard().  A crash while a message is received leaves
+ * its "tmp.a..." file for store_sweep_tmp().
  */
 int store_append_file(struct store *store, int *fd_r,
     char name_r[STORE_MSG_FILE_MAX + 1], const char **error_r) MF_WUR;

@@ -6,7 +6,7 @@
  * The schema is laid out for IMAP4rev2 with CONDSTORE/QRESYNC (RFC 9051,
  * RFC 7162): UIDs never reused (uidnext only grows), a MODSEQ per message
  * and per mailbox, expunge history, flags as a bitmask plus keywords, and
- * room for the ENVELOPE/BODYSTRUCTURE cache.
+ * the ENVELOPE/BODYSTRUCTURE/MIME part tree cache filled at delivery.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +42,15 @@ static const char store_migrate_v2_sql[] =
 	" SELECT name FROM mailboxes WHERE subscribed = 1;"
 	"ALTER TABLE mailboxes DROP COLUMN subscribed;";
 
+/*
+ * Schema version 2 -> 3: messages.mime_tree caches mime_tree_serialize()
+ * so section fetches read byte ranges without parsing.  ADD COLUMN of a
+ * nullable column without default rewrites nothing; old rows stay NULL
+ * and FETCH fills them on first use.
+ */
+static const char store_migrate_v3_sql[] =
+	"ALTER TABLE messages ADD COLUMN mime_tree BLOB;";
+
 static const char store_schema_sql[] =
 	"CREATE TABLE meta ("
 	" key TEXT PRIMARY KEY NOT NULL,"
@@ -70,6 +79,7 @@ static const char store_schema_sql[] =
 	" delivery_id TEXT UNIQUE,"
 	" envelope TEXT,"		/* cached FETCH ENVELOPE */
 	" bodystructure TEXT,"	/* cached FETCH BODYSTRUCTURE */
+	" mime_tree BLOB,"	/* cached mime_tree_serialize() */
 	" PRIMARY KEY (mailbox_id, uid)"
 	") STRICT;"
 	"CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);"
@@ -119,7 +129,8 @@ static const char *const store_stmt_sql[STORE_STMT_MAX] = {
 	    "SELECT file FROM messages WHERE delivery_id = ?1",
 	[STORE_STMT_MESSAGE_ADD] =
 	    "INSERT INTO messages (mailbox_id, uid, modseq, internaldate,"
-	    " size, file, delivery_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	    " size, file, delivery_id, envelope, bodystructure, mime_tree)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[STORE_STMT_META_ADD] =
 	    "UPDATE meta SET value = value + ?2 WHERE key = ?1",
 	[STORE_STMT_USAGE_GET] =
@@ -252,6 +263,19 @@ store_db_migrate_v2(struct store *store, const char **error_r)
 	    "set user_version", error_r);
 }
 
+/* Version 2 to 3 (store_migrate_v3_sql), inside the schema transaction. */
+static int
+store_db_migrate_v3(struct store *store, const char **error_r)
+{
+	if (store_db_exec(store, store_migrate_v3_sql, "migrate to v3",
+	    error_r) < 0)
+		return -1;
+	log_info("store %s: schema migrated from version 2 to 3",
+	    store->account);
+	return store_db_exec(store, "PRAGMA user_version = 3",
+	    "set user_version", error_r);
+}
+
 /*
  * Creates or checks the schema in one IMMEDIATE transaction, so that two
  * processes opening a new account at once create it once, and a crash
@@ -270,9 +294,13 @@ store_db_schema(struct store *store, const char **error_r)
 		ret = -1;
 	else if (version == 0)
 		ret = store_db_create(store, error_r);
-	else if (version == 1)
-		ret = store_db_migrate_v2(store, error_r);
-	else if (version != STORE_SCHEMA_VERSION)
+	else if (version == 1 || version == 2) {
+		/* Each step in turn: 1 -> 2 -> 3. */
+		if (version == 1)
+			ret = store_db_migrate_v2(store, error_r);
+		if (ret == 0)
+			ret = store_db_migrate_v3(store, error_r);
+	} else if (version != STORE_SCHEMA_VERSION)
 		/* Newer than us: never write what we do not understand. */
 		ret = store_fail(store, error_r,
 		    "index.db schema version %lld, expected %d",

@@ -5,12 +5,110 @@
  * inserts the row.  A crash before the commit leaves at most a file that
  * the retry reuses (its name comes from the id); after the commit the
  * retry finds the id and stores nothing.
+ *
+ * Before the transaction the placed file is parsed once (mime.h) for the
+ * FETCH cache columns (ENVELOPE, BODYSTRUCTURE, part tree), so IMAP never
+ * parses a message delivered by this code; store_append() does the same.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "mime/mime.h"
 #include "store/store_private.h"
+
+#define STORE_MIME_CHUNK (64 * 1024)	/* file bytes per read */
+
+/* Feeds all of fd to p; -1 on a read error. */
+static int
+store_mime_feed(int fd, struct mime_parser *p)
+{
+	char *chunk = xmalloc(STORE_MIME_CHUNK);
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, chunk, STORE_MIME_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		mime_parser_feed(p, chunk, (size_t)n);
+	}
+	free(chunk);
+	return n < 0 ? -1 : 0;
+}
+
+/*
+ * The parser keeps at most MIME_KEPT_MAX header bytes and MIME_PARTS_MAX
+ * parts, so memory is bounded whatever the message size.
+ * XXX: a message delivered to several recipients (hard links of one
+ * spool file) is parsed once per delivery; sharing the result within a
+ * runner batch would save the repeats.
+ */
+void
+store_mime_compute(struct store *store, const char *file,
+    struct store_mime *mime_r)
+{
+	struct mime_parser *p;
+	struct mime_message *m;
+	struct buf b;
+	int fd, ret;
+
+	memset(mime_r, 0, sizeof(*mime_r));
+	fd = openat(store->msg_fd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		log_warn("store %s: open %s for the cache", store->account,
+		    file);
+		return;
+	}
+	p = mime_parser_new();
+	ret = store_mime_feed(fd, p);
+	close(fd);
+	if (ret < 0) {
+		log_warn("store %s: read %s for the cache", store->account,
+		    file);
+		mime_parser_free(&p);
+		return;
+	}
+	m = mime_parser_finish(&p);
+	buf_init(&b, 0);
+	mime_r->envelope = xstrdup(mime_envelope(m, &b));
+	buf_reset(&b);
+	mime_r->bodystructure = xstrdup(mime_bodystructure(m, true, &b));
+	buf_reset(&b);
+	mime_tree_serialize(m, &b);
+	mime_r->tree_len = b.len;
+	mime_r->tree = xmalloc(b.len + 1);
+	if (b.len > 0)
+		memcpy(mime_r->tree, b.data, b.len);
+	buf_free(&b);
+	mime_message_free(&m);
+}
+
+void
+store_mime_clear(struct store_mime *mime)
+{
+	x_free(&mime->envelope);
+	x_free(&mime->bodystructure);
+	x_free(&mime->tree);
+	mime->tree_len = 0;
+}
+
+void
+store_mime_bind(sqlite3_stmt *stmt, int first, const struct store_mime *mime)
+{
+	sqlite3_bind_text(stmt, first, mime->envelope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, first + 1, mime->bodystructure, -1,
+	    SQLITE_STATIC);
+	if (mime->tree != NULL)
+		sqlite3_bind_blob64(stmt, first + 2, mime->tree,
+		    (sqlite3_uint64)mime->tree_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, first + 2);
+}
 
 /* The id is hashed into the file name and stored; bound it, no controls. */
 static bool
@@ -58,7 +156,7 @@ store_delivery_get(struct store *store, const char *delivery_id,
 static int
 store_deliver_insert(struct store *store, const struct store_mbox *mbox,
     const char *file, uint64_t size, const char *delivery_id,
-    const char **error_r)
+    const struct store_mime *mime, const char **error_r)
 {
 	uint64_t uid = mbox->uidnext, modseq = mbox->highestmodseq + 1;
 	sqlite3_stmt *stmt;
@@ -80,6 +178,7 @@ store_deliver_insert(struct store *store, const struct store_mbox *mbox,
 	sqlite3_bind_int64(stmt, 5, (int64_t)size);
 	sqlite3_bind_text(stmt, 6, file, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 7, delivery_id, -1, SQLITE_STATIC);
+	store_mime_bind(stmt, 8, mime);
 	if (store_stmt_exec(store, STORE_STMT_MESSAGE_ADD, error_r) < 0)
 		return -1;
 	stmt = store_stmt(store, STORE_STMT_META_ADD);
@@ -100,7 +199,8 @@ store_deliver_insert(struct store *store, const struct store_mbox *mbox,
  */
 static int
 store_deliver_commit(struct store *store, const char *file, uint64_t size,
-    const char *delivery_id, const char *mailbox, const char **error_r)
+    const char *delivery_id, const char *mailbox,
+    const struct store_mime *mime, const char **error_r)
 {
 	char stored[STORE_FILE_NAME_MAX];
 	struct store_mbox mbox;
@@ -118,7 +218,7 @@ store_deliver_commit(struct store *store, const char *file, uint64_t size,
 			ret = store_fail(store, error_r, "no such mailbox");
 		else if (ret == 1)
 			ret = store_deliver_insert(store, &mbox, file, size,
-			    delivery_id, error_r);
+			    delivery_id, mime, error_r);
 		if (ret == 0 && !store->batch) {
 			store_stmt(store, STORE_STMT_COMMIT);
 			ret = store_stmt_exec(store, STORE_STMT_COMMIT,
@@ -178,6 +278,7 @@ store_deliver(struct store *store, const char *spool_path,
     const char *delivery_id, const char *mailbox, const char **error_r)
 {
 	char file[STORE_FILE_NAME_MAX];
+	struct store_mime mime;
 	struct store_mbox mbox;
 	uint64_t size;
 	int ret;
@@ -196,7 +297,12 @@ store_deliver(struct store *store, const char *spool_path,
 	if (store_file_name(delivery_id, file, error_r) < 0 ||
 	    store_file_place(store, spool_path, file, &size, error_r) < 0)
 		return -1;
-	/* From here on a failure leaves the file for the retry to reuse. */
-	return store_deliver_commit(store, file, size, delivery_id, mailbox,
-	    error_r);
+	/* From here on a failure leaves the file for the retry to reuse.
+	 * Parsed before our transaction takes the write lock (a batch
+	 * holds its lock already: XXX, parsing is short next to fsync). */
+	store_mime_compute(store, file, &mime);
+	ret = store_deliver_commit(store, file, size, delivery_id, mailbox,
+	    &mime, error_r);
+	store_mime_clear(&mime);
+	return ret;
 }

@@ -790,15 +790,17 @@ store_keywords_valid(const char *kw)
 static int
 store_append_rows(struct store *store, const struct store_mbox *mbox,
     const struct store_append_msg *msgs, char (*files)[STORE_FILE_NAME_MAX],
-    const uint64_t *sizes, size_t count, const char **error_r)
+    const uint64_t *sizes, const struct store_mime *mimes, size_t count,
+    const char **error_r)
 {
 	uint64_t modseq = mbox->highestmodseq + 1, bytes = 0;
 	sqlite3_stmt *stmt;
 	int ret = 0;
 
 	if (store_mb_prepare(store, "INSERT INTO messages (mailbox_id, uid,"
-	    " modseq, flags, keywords, internaldate, size, file)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &stmt, error_r) < 0)
+	    " modseq, flags, keywords, internaldate, size, file, envelope,"
+	    " bodystructure, mime_tree) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	    " ?8, ?9, ?10, ?11)", &stmt, error_r) < 0)
 		return -1;
 	for (size_t i = 0; ret == 0 && i < count; i++) {
 		sqlite3_reset(stmt);
@@ -811,6 +813,7 @@ store_append_rows(struct store *store, const struct store_mbox *mbox,
 		sqlite3_bind_int64(stmt, 6, msgs[i].internaldate);
 		sqlite3_bind_int64(stmt, 7, (int64_t)sizes[i]);
 		sqlite3_bind_text(stmt, 8, files[i], -1, SQLITE_STATIC);
+		store_mime_bind(stmt, 9, &mimes[i]);
 		if (sqlite3_step(stmt) != SQLITE_DONE)
 			ret = store_fail_db(store, error_r, "add message");
 		bytes += sizes[i];
@@ -830,7 +833,8 @@ store_append_rows(struct store *store, const struct store_mbox *mbox,
 static int
 store_append_tx(struct store *store, const char *mailbox,
     const struct store_append_msg *msgs, char (*files)[STORE_FILE_NAME_MAX],
-    const uint64_t *sizes, size_t count, uint32_t *uidvalidity_r,
+    const uint64_t *sizes, const struct store_mime *mimes, size_t count,
+    uint32_t *uidvalidity_r,
     uint32_t *uid_r, enum store_refusal *refusal_r, const char **error_r)
 {
 	struct store_mailbox_status st;
@@ -844,7 +848,7 @@ store_append_tx(struct store *store, const char *mailbox,
 	/* RFC 9051 §2.3.1.1: UIDs are 32-bit and never reused. */
 	if (mbox.uidnext + count - 1 > UINT32_MAX)
 		return store_mb_refuse(refusal_r, STORE_REFUSE_LIMIT);
-	if (store_append_rows(store, &mbox, msgs, files, sizes, count,
+	if (store_append_rows(store, &mbox, msgs, files, sizes, mimes, count,
 	    error_r) < 0)
 		return -1;
 	if (store_mailbox_status(store, mailbox, &st) != 1)
@@ -862,6 +866,7 @@ store_append(struct store *store, const char *mailbox,
 {
 	char files[STORE_APPEND_MAX][STORE_FILE_NAME_MAX];
 	uint64_t sizes[STORE_APPEND_MAX];
+	struct store_mime mimes[STORE_APPEND_MAX];
 	size_t placed = 0;
 	int ret = 1;
 
@@ -877,6 +882,10 @@ store_append(struct store *store, const char *mailbox,
 		else
 			placed++;
 	}
+	/* The FETCH cache, parsed once here (we are on the pool). */
+	memset(mimes, 0, sizeof(mimes));
+	for (size_t i = 0; ret == 1 && i < placed; i++)
+		store_mime_compute(store, files[i], &mimes[i]);
 	for (size_t i = 0; i < count; i++)
 		store_append_discard(store, msgs[i].file);
 	if (ret == 1 && fsync(store->msg_fd) == -1)
@@ -885,8 +894,10 @@ store_append(struct store *store, const char *mailbox,
 		ret = -1;
 	else if (ret == 1)
 		ret = store_mb_end(store, store_append_tx(store, mailbox, msgs,
-		    files, sizes, count, uidvalidity_r, uid_r, refusal_r,
-		    error_r), error_r);
+		    files, sizes, mimes, count, uidvalidity_r, uid_r,
+		    refusal_r, error_r), error_r);
+	for (size_t i = 0; i < placed; i++)
+		store_mime_clear(&mimes[i]);
 	for (size_t i = 0; ret != 1 && i < placed; i++)
 		if (unlinkat(store->msg_fd, files[i], 0) == -1)
 			log_warn("store %s: unlink %s", store->account,

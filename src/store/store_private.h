@@ -10,7 +10,7 @@
 #include "store/store.h"
 
 /* PRAGMA user_version of the schema this code writes (store_db.c). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_BUSY_TIMEOUT_MS 5000
 /* Message file names: "d" + 32 hex digits + NUL (store_file_name()). */
 #define STORE_FILE_NAME_MAX 34
@@ -87,6 +87,26 @@ int store_db_mailbox_add(struct store *store, const char *name,
 /* Looks mailbox up: 1 found, 0 none, -1 error. */
 int store_mbox_get(struct store *store, const char *mailbox,
     struct store_mbox *mbox_r, const char **error_r) MF_WUR;
+
+/* ---- the FETCH cache of a new message (store_deliver.c) ---- */
+/* What a message gets at delivery/APPEND: the cache columns of its row,
+ * each xmalloc'd or NULL (then FETCH computes it lazily). */
+struct store_mime {
+	char *envelope;
+	char *bodystructure;
+	void *tree;			/* mime_tree_serialize() output */
+	size_t tree_len;
+};
+
+/* Parses msg/file once, streaming (bounded memory), into *mime_r.  Never
+ * fails: on any error the fields stay NULL, logged once. */
+void store_mime_compute(struct store *store, const char *file,
+    struct store_mime *mime_r);
+void store_mime_clear(struct store_mime *mime);
+/* Binds the three cache columns at parameters first..first+2 (text,
+ * text, blob; NULL when missing).  mime must outlive the step. */
+void store_mime_bind(sqlite3_stmt *stmt, int first,
+    const struct store_mime *mime);
 
 /* ---- message files (store_file.c) ---- */
 /* The file name of delivery_id under msg/: deterministic, so that a retry

@@ -3,7 +3,7 @@
  * listings by MODSEQ (SELECT, NOOP, IDLE; RFC 7162), single rows for
  * FETCH with the ENVELOPE/BODYSTRUCTURE cache, full listings for SEARCH,
  * flag changes (STORE, \Seen by FETCH), the \Deleted list for EXPUNGE,
- * and COPY sharing message files.
+ * and COPY and MOVE sharing message files.
  *
  * Every change of a message takes a new MODSEQ and raises the mailbox's
  * HIGHESTMODSEQ in the same transaction, so "modseq > since" finds every
@@ -219,6 +219,20 @@ store_row_fill(struct store *store, sqlite3_stmt *stmt,
 	return 0;
 }
 
+/* The cached part tree of column col, copied (NULL when none). */
+static void
+store_row_tree(sqlite3_stmt *stmt, int col, struct store_row *row)
+{
+	const void *blob = sqlite3_column_blob(stmt, col);
+	int len = sqlite3_column_bytes(stmt, col);
+
+	if (blob == NULL || len <= 0)
+		return;
+	row->mime_tree = xmalloc((size_t)len);
+	memcpy(row->mime_tree, blob, (size_t)len);
+	row->mime_tree_len = (size_t)len;
+}
+
 int
 store_row_get(struct store *store, const char *mailbox, uint32_t uid,
     struct store_row *row_r, const char **error_r)
@@ -232,8 +246,9 @@ store_row_get(struct store *store, const char *mailbox, uint32_t uid,
 	if (ret <= 0)
 		return ret;
 	if (store_sel_prepare(store, "SELECT uid, flags, modseq, size,"
-	    " internaldate, file, keywords, envelope, bodystructure"
-	    " FROM messages WHERE mailbox_id = ?1 AND uid = ?2", &stmt,
+	    " internaldate, file, keywords, envelope, bodystructure,"
+	    " mime_tree FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+	    &stmt,
 	    error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, mbox.id);
@@ -243,6 +258,7 @@ store_row_get(struct store *store, const char *mailbox, uint32_t uid,
 		ret = store_row_fill(store, stmt, row_r, error_r) < 0 ? -1 : 1;
 		row_r->envelope = store_sel_text(stmt, 7);
 		row_r->bodystructure = store_sel_text(stmt, 8);
+		store_row_tree(stmt, 9, row_r);
 	} else if (rc == SQLITE_DONE) {
 		ret = 0;
 	} else {
@@ -260,6 +276,8 @@ store_row_clear(struct store_row *row)
 	x_free(&row->keywords);
 	x_free(&row->envelope);
 	x_free(&row->bodystructure);
+	x_free(&row->mime_tree);
+	row->mime_tree_len = 0;
 }
 
 static int
@@ -343,7 +361,8 @@ store_row_open(struct store *store, const struct store_row *row, int *fd_r,
 
 int
 store_cache_set(struct store *store, const char *mailbox, uint32_t uid,
-    const char *envelope, const char *bodystructure, const char **error_r)
+    const char *envelope, const char *bodystructure, const void *tree,
+    size_t tree_len, const char **error_r)
 {
 	struct store_mbox mbox;
 	sqlite3_stmt *stmt;
@@ -353,13 +372,16 @@ store_cache_set(struct store *store, const char *mailbox, uint32_t uid,
 	if (ret <= 0)
 		return ret;
 	if (store_sel_prepare(store, "UPDATE messages SET envelope = ?3,"
-	    " bodystructure = ?4 WHERE mailbox_id = ?1 AND uid = ?2", &stmt,
-	    error_r) < 0)
+	    " bodystructure = ?4, mime_tree = coalesce(?5, mime_tree)"
+	    " WHERE mailbox_id = ?1 AND uid = ?2", &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, mbox.id);
 	sqlite3_bind_int64(stmt, 2, uid);
 	sqlite3_bind_text(stmt, 3, envelope, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 4, bodystructure, -1, SQLITE_STATIC);
+	if (tree != NULL)
+		sqlite3_bind_blob64(stmt, 5, tree, (sqlite3_uint64)tree_len,
+		    SQLITE_STATIC);
 	ret = sqlite3_step(stmt) == SQLITE_DONE ? 0 :
 	    store_fail_db(store, error_r, "cache");
 	sqlite3_finalize(stmt);
@@ -630,6 +652,7 @@ store_deleted_uids(struct store *store, const char *mailbox,
 
 struct store_cp {
 	struct store *store;
+	bool move;			/* store_move(): usage stays */
 	struct store_mbox from, to;
 	sqlite3_stmt *ins;
 	uint64_t bytes;
@@ -692,8 +715,9 @@ store_cp_run(struct store_cp *cp, const char *from, const char *to,
 		return ret;
 	if (store_sel_prepare(store, "INSERT INTO messages (mailbox_id,"
 	    " uid, modseq, flags, keywords, internaldate, size, file,"
-	    " envelope, bodystructure) SELECT ?1, ?2, ?3, flags, keywords,"
-	    " internaldate, size, file, envelope, bodystructure FROM messages"
+	    " envelope, bodystructure, mime_tree) SELECT ?1, ?2, ?3, flags,"
+	    " keywords, internaldate, size, file, envelope, bodystructure,"
+	    " mime_tree FROM messages"
 	    " WHERE mailbox_id = ?4 AND uid = ?5 RETURNING size", &cp->ins,
 	    error_r) < 0)
 		return -1;
@@ -706,41 +730,113 @@ store_cp_run(struct store_cp *cp, const char *from, const char *to,
 	sqlite3_bind_int64(bump, 1, cp->to.id);
 	sqlite3_bind_int64(bump, 2, (int64_t)cp->to.uidnext);
 	sqlite3_bind_int64(bump, 3, (int64_t)cp->to.highestmodseq + 1);
-	if (store_stmt_exec(store, STORE_STMT_MAILBOX_BUMP, error_r) < 0 ||
-	    store_cp_usage(store, "usage_bytes", (int64_t)cp->bytes,
+	if (store_stmt_exec(store, STORE_STMT_MAILBOX_BUMP, error_r) < 0)
+		return -1;
+	if (cp->move)	/* the sources go in the same transaction */
+		return 1;
+	if (store_cp_usage(store, "usage_bytes", (int64_t)cp->bytes,
 	    error_r) < 0 || store_cp_usage(store, "usage_messages",
 	    (int64_t)cp->n, error_r) < 0)
 		return -1;
 	return 1;
 }
 
-int
-store_copy(struct store *store, const char *from, const char *to,
+/* ---- move ---- */
+
+/*
+ * The second half of a move, in the copy's transaction: the copied source
+ * rows go, each recorded in `expunged` with one new MODSEQ of from (RFC
+ * 7162 §3.2.10).  When from is to, the copies' MODSEQ serves both.
+ * No file is unlinked: store_expunge() unlinks only what no row names
+ * any more, and each source file is named by its copy.
+ */
+static int
+store_mv_expunge(struct store_cp *cp, const char **error_r)
+{
+	static const char *const sql[] = {
+		"DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+		"INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
+		    " VALUES (?1, ?2, ?3)",
+		"UPDATE mailboxes SET highestmodseq = max(highestmodseq, ?2)"
+		    " WHERE id = ?1",
+	};
+	sqlite3_stmt *st[3] = { NULL, NULL, NULL };
+	uint64_t modseq = cp->from.id == cp->to.id ?
+	    cp->to.highestmodseq + 1 : cp->from.highestmodseq + 1;
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < 3; i++)
+		ret = store_sel_prepare(cp->store, sql[i], &st[i], error_r);
+	for (size_t i = 0; ret == 0 && i < cp->n; i++) {
+		sqlite3_reset(st[0]);
+		sqlite3_bind_int64(st[0], 1, cp->from.id);
+		sqlite3_bind_int64(st[0], 2, cp->src[i]);
+		if (sqlite3_step(st[0]) != SQLITE_DONE) {
+			ret = store_fail_db(cp->store, error_r, "move delete");
+			break;
+		}
+		/* The copy just read this row in our transaction. */
+		xassert(sqlite3_changes(cp->store->db) == 1);
+		sqlite3_reset(st[1]);
+		sqlite3_bind_int64(st[1], 1, cp->from.id);
+		sqlite3_bind_int64(st[1], 2, cp->src[i]);
+		sqlite3_bind_int64(st[1], 3, (int64_t)modseq);
+		if (sqlite3_step(st[1]) != SQLITE_DONE)
+			ret = store_fail_db(cp->store, error_r,
+			    "record expunge");
+	}
+	if (ret == 0) {
+		sqlite3_bind_int64(st[2], 1, cp->from.id);
+		sqlite3_bind_int64(st[2], 2, (int64_t)modseq);
+		if (sqlite3_step(st[2]) != SQLITE_DONE)
+			ret = store_fail_db(cp->store, error_r, "bump modseq");
+	}
+	for (size_t i = 0; i < 3; i++)
+		sqlite3_finalize(st[i]);
+	return ret < 0 ? -1 : 1;
+}
+
+/* store_copy() and store_move(): one IMMEDIATE transaction each. */
+static int
+store_cp_main(struct store_cp *cp, const char *from, const char *to,
     const uint32_t *uids, size_t count, uint32_t *uidvalidity_r,
-    uint32_t **src_r, uint32_t **dst_r, size_t *count_r,
     const char **error_r)
 {
-	struct store_cp cp = { .store = store };
+	struct store *store = cp->store;
 	struct store_mailbox_status st;
 	int ret;
 
-	*src_r = *dst_r = NULL;
-	*count_r = 0;
 	if (count > STORE_UIDS_MAX)
 		return store_fail(store, error_r, "too many messages");
-	cp.src = xreallocarray(NULL, count + 1, sizeof(*cp.src));
-	cp.dst = xreallocarray(NULL, count + 1, sizeof(*cp.dst));
+	cp->src = xreallocarray(NULL, count + 1, sizeof(*cp->src));
+	cp->dst = xreallocarray(NULL, count + 1, sizeof(*cp->dst));
 	if (store_sel_begin(store, "BEGIN IMMEDIATE", error_r) < 0)
-		ret = -1;
-	else {
-		ret = store_cp_run(&cp, from, to, uids, count, error_r);
-		sqlite3_finalize(cp.ins);
-		ret = store_sel_commit(store, ret, error_r);
-	}
+		return -1;
+	ret = store_cp_run(cp, from, to, uids, count, error_r);
+	sqlite3_finalize(cp->ins);
+	if (ret == 1 && cp->move && cp->n > 0)
+		ret = store_mv_expunge(cp, error_r);
+	ret = store_sel_commit(store, ret, error_r);
 	if (ret == 1 && store_mailbox_status(store, to, &st) == 1)
 		*uidvalidity_r = st.uidvalidity;
 	else if (ret == 1)
 		ret = store_fail(store, error_r, "mailbox status");
+	return ret;
+}
+
+static int
+store_cp_do(struct store *store, bool move, const char *from,
+    const char *to, const uint32_t *uids, size_t count,
+    uint32_t *uidvalidity_r, uint32_t **src_r, uint32_t **dst_r,
+    size_t *count_r, const char **error_r)
+{
+	struct store_cp cp = { .store = store, .move = move };
+	int ret;
+
+	*src_r = *dst_r = NULL;
+	*count_r = 0;
+	ret = store_cp_main(&cp, from, to, uids, count, uidvalidity_r,
+	    error_r);
 	if (ret != 1) {
 		free(cp.src);
 		free(cp.dst);
@@ -750,4 +846,24 @@ store_copy(struct store *store, const char *from, const char *to,
 	*dst_r = cp.dst;
 	*count_r = cp.n;
 	return 1;
+}
+
+int
+store_copy(struct store *store, const char *from, const char *to,
+    const uint32_t *uids, size_t count, uint32_t *uidvalidity_r,
+    uint32_t **src_r, uint32_t **dst_r, size_t *count_r,
+    const char **error_r)
+{
+	return store_cp_do(store, false, from, to, uids, count,
+	    uidvalidity_r, src_r, dst_r, count_r, error_r);
+}
+
+int
+store_move(struct store *store, const char *from, const char *to,
+    const uint32_t *uids, size_t count, uint32_t *uidvalidity_r,
+    uint32_t **src_r, uint32_t **dst_r, size_t *count_r,
+    const char **error_r)
+{
+	return store_cp_do(store, true, from, to, uids, count,
+	    uidvalidity_r, src_r, dst_r, count_r, error_r);
 }

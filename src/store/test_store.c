@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "mime/mime.h"
 #include "store/store_private.h"
 #include "core/test.h"
 
@@ -819,14 +821,16 @@ test_select_rows(struct store *store)
 	    1);
 	TEST_INT(row.uid, test_sel_uids[1]);
 	TEST_INT(row.size, strlen(MSG2));
-	TEST_TRUE(row.envelope == NULL);
+	/* filled at delivery (schema 3) */
+	TEST_TRUE(row.envelope != NULL && row.bodystructure != NULL);
+	TEST_TRUE(row.mime_tree != NULL && row.mime_tree_len > 0);
 	TEST_INT(store_row_open(store, &row, &fd, &err), 1);
 	text = test_read_fd(fd);
 	TEST_STR(text, MSG2);
 	free(text);
 	store_row_clear(&row);
 	TEST_INT(store_cache_set(store, "INBOX", test_sel_uids[1], "(env)",
-	    "(bs)", &err), 0);
+	    "(bs)", NULL, 0, &err), 0);
 	TEST_INT(store_row_get(store, "INBOX", test_sel_uids[1], &row, &err),
 	    1);
 	TEST_STR(row.envelope, "(env)");
@@ -917,6 +921,321 @@ test_select(const char *spool_dir)
 	store_close(&store);
 }
 
+/* ---- schema 3: the FETCH cache filled at delivery ---- */
+
+/* A store of schema version 2 as the code before mime_tree wrote it,
+ * with one message row (no cache) whose file is MSG1. */
+#define TEST_V2_SQL \
+	"PRAGMA journal_mode = WAL;" \
+	"CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value ANY) STRICT;" \
+	"CREATE TABLE mailboxes (id INTEGER PRIMARY KEY, name TEXT NOT NULL" \
+	" UNIQUE CHECK (name <> ''), uidvalidity INTEGER NOT NULL," \
+	" uidnext INTEGER NOT NULL DEFAULT 1, highestmodseq INTEGER NOT NULL" \
+	" DEFAULT 1, special_use TEXT) STRICT;" \
+	"CREATE TABLE messages (mailbox_id INTEGER NOT NULL REFERENCES" \
+	" mailboxes (id), uid INTEGER NOT NULL, modseq INTEGER NOT NULL," \
+	" flags INTEGER NOT NULL DEFAULT 0, keywords TEXT NOT NULL DEFAULT" \
+	" '', internaldate INTEGER NOT NULL, size INTEGER NOT NULL, file TEXT" \
+	" NOT NULL, delivery_id TEXT UNIQUE, envelope TEXT, bodystructure" \
+	" TEXT, PRIMARY KEY (mailbox_id, uid)) STRICT;" \
+	"CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);" \
+	"CREATE INDEX messages_file ON messages (file);" \
+	"CREATE TABLE expunged (mailbox_id INTEGER NOT NULL REFERENCES" \
+	" mailboxes (id) ON DELETE CASCADE, uid INTEGER NOT NULL, modseq" \
+	" INTEGER NOT NULL, PRIMARY KEY (mailbox_id, uid)) STRICT," \
+	" WITHOUT ROWID;" \
+	"CREATE TABLE subscriptions (name TEXT PRIMARY KEY NOT NULL CHECK" \
+	" (name <> '')) STRICT, WITHOUT ROWID;" \
+	"INSERT INTO meta VALUES ('uidvalidity_last', 100)," \
+	" ('usage_bytes', 0), ('usage_messages', 1), ('created', 0);" \
+	"INSERT INTO mailboxes (name, uidvalidity, uidnext, highestmodseq)" \
+	" VALUES ('INBOX', 100, 2, 2);" \
+	"INSERT INTO messages (mailbox_id, uid, modseq, internaldate, size," \
+	" file) VALUES (1, 1, 2, 0, 37, 'dold');" \
+	"PRAGMA user_version = 2;"
+
+static void
+test_v2_make(void)
+{
+	char *dir = xasprintf("%s/mail/example.test/gina", test_data);
+	char *path = xasprintf("%s/msg", dir);
+	sqlite3 *db = NULL;
+
+	TEST_INT(mkdir(dir, 0700), 0);
+	TEST_INT(mkdir(path, 0700), 0);
+	free(path);
+	path = xasprintf("%s/msg/dold", dir);
+	test_write(path, MSG1);
+	free(path);
+	path = xasprintf("%s/index.db", dir);
+	TEST_INT(sqlite3_open(path, &db), SQLITE_OK);
+	TEST_INT(sqlite3_exec(db, TEST_V2_SQL, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+	free(dir);
+}
+
+/* The cached tree of a row gives the same ranges as a parse of text. */
+static void
+test_tree_same(const struct store_row *row, const char *text)
+{
+	static const char *const specs[] = { "", "HEADER", "TEXT", "1" };
+	struct mime_parser *p = mime_parser_new();
+	struct mime_message *parsed, *cached = NULL;
+	uint64_t s1, l1, s2, l2;
+	const char *err = NULL;
+
+	mime_parser_feed(p, text, strlen(text));
+	parsed = mime_parser_finish(&p);
+	TEST_INT(mime_tree_deserialize(row->mime_tree, row->mime_tree_len,
+	    &cached, &err), 1);
+	for (size_t i = 0; cached != NULL && i < MF_ARRAY_LEN(specs); i++) {
+		s1 = l1 = s2 = l2 = 0;
+		TEST_INT(mime_section_range(parsed, specs[i], &s1, &l1, NULL),
+		    mime_section_range(cached, specs[i], &s2, &l2, NULL));
+		TEST_INT(s1, s2);
+		TEST_INT(l1, l2);
+	}
+	mime_message_free(&parsed);
+	mime_message_free(&cached);
+}
+
+/* Migration 2 -> 3 keeps the old row (cache NULL, computed lazily);
+ * delivery and APPEND fill envelope, bodystructure and tree. */
+static void
+test_schema_v3(const char *spool_dir)
+{
+	char *s1 = xasprintf("%s/v3", spool_dir);
+	struct store_append_msg am;
+	struct store_row row;
+	struct store *store = NULL;
+	enum store_refusal why;
+	const char *err = NULL;
+	uint32_t uv = 0, uid = 0;
+
+	test_v2_make();
+	TEST_INT(store_open(test_data, "gina@example.test", &store, &err), 0);
+	if (store == NULL)
+		return;
+	TEST_INT(test_sql_int_of("gina", "PRAGMA user_version"), 3);
+	TEST_INT(test_sql_int_of("gina", "SELECT count(*) FROM messages"
+	    " WHERE mime_tree IS NULL AND envelope IS NULL"), 1);
+	TEST_INT(store_row_get(store, "INBOX", 1, &row, &err), 1);
+	TEST_TRUE(row.mime_tree == NULL && row.envelope == NULL);
+	store_row_clear(&row);
+	TEST_INT(store_cache_set(store, "INBOX", 1, "(e)", "(b)", "\x01", 1,
+	    &err), 0);
+	TEST_INT(test_sql_int_of("gina", "SELECT length(mime_tree)"
+	    " FROM messages WHERE uid = 1"), 1);
+
+	test_write(s1, MSG2);
+	TEST_INT(store_deliver(store, s1, "V3/gina", "INBOX", &err), 1);
+	TEST_INT(store_row_get(store, "INBOX", 2, &row, &err), 1);
+	TEST_TRUE(row.envelope != NULL && strstr(row.envelope, "\"two\"") !=
+	    NULL);
+	TEST_TRUE(row.bodystructure != NULL &&
+	    strncmp(row.bodystructure, "(\"TEXT\" \"PLAIN\"", 15) == 0);
+	TEST_TRUE(row.mime_tree != NULL);
+	if (row.mime_tree != NULL)
+		test_tree_same(&row, MSG2);
+	store_row_clear(&row);
+
+	test_append_tmp(store, MSG3, &am);
+	TEST_INT(store_append(store, "INBOX", &am, 1, &uv, &uid, &why, &err),
+	    1);
+	TEST_INT(store_row_get(store, "INBOX", uid, &row, &err), 1);
+	TEST_TRUE(row.envelope != NULL && strstr(row.envelope, "\"three\"") !=
+	    NULL);
+	TEST_TRUE(row.bodystructure != NULL && row.mime_tree != NULL);
+	if (row.mime_tree != NULL)
+		test_tree_same(&row, MSG3);
+	store_row_clear(&row);
+	store_close(&store);
+	free(s1);
+}
+
+/* ---- MOVE and the temporary file sweep ---- */
+
+static uint64_t
+test_modseq(struct store *store, const char *mailbox)
+{
+	struct store_mailbox_status st = { 0 };
+
+	TEST_INT(store_mailbox_status(store, mailbox, &st), 1);
+	return st.highestmodseq;
+}
+
+/* A move that fails half-way (no UIDs left in to) leaves everything. */
+static void
+test_move_rollback(struct store *store, uint32_t uid)
+{
+	uint32_t *src = NULL, *dst = NULL, v = 0;
+	const char *err = NULL;
+	uint64_t count = 0;
+	size_t n = 0;
+
+	TEST_INT(sqlite3_exec(store->db, "UPDATE mailboxes SET uidnext ="
+	    " 4294967296 WHERE name = 'Junk'", NULL, NULL, NULL), SQLITE_OK);
+	TEST_INT(store_move(store, "INBOX", "Junk", &uid, 1, &v, &src, &dst,
+	    &n, &err), -1);
+	TEST_TRUE(src == NULL && n == 0);
+	TEST_INT(store_count(store, "INBOX", &count), 0);
+	TEST_INT(count, 1);
+	TEST_INT(store_count(store, "Junk", &count), 0);
+	TEST_INT(count, 0);
+}
+
+static void
+test_move_check(struct store *store, uint64_t inbox_before,
+    const uint32_t *moved)
+{
+	struct store_changes ch;
+	const char *err = NULL;
+	uint64_t count = 0;
+	struct store_row row;
+	char *text;
+	int fd = -1;
+
+	/* one new MODSEQ for the sources, VANISHED since before */
+	TEST_INT(store_changes_get(store, "INBOX", inbox_before, true, &ch,
+	    &err), 1);
+	TEST_INT(ch.highestmodseq, inbox_before + 1);
+	TEST_INT(ch.nvanished, 2);
+	if (ch.nvanished == 2) {
+		TEST_INT(ch.vanished[0], moved[0]);
+		TEST_INT(ch.vanished[1], moved[1]);
+	}
+	store_changes_free(&ch);
+	TEST_INT(store_count(store, "INBOX", &count), 0);
+	TEST_INT(count, 1);
+	/* the copy still reads its file: nothing was unlinked */
+	TEST_INT(store_changes_get(store, "Archive", 0, false, &ch, &err), 1);
+	TEST_INT(ch.count, 2);
+	TEST_INT(store_row_get(store, "Archive", ch.count > 0 ?
+	    ch.msgs[0].uid : 0, &row, &err), 1);
+	store_changes_free(&ch);
+	TEST_INT(store_row_open(store, &row, &fd, &err), 1);
+	text = test_read_fd(fd);
+	TEST_STR(text, MSG1);
+	free(text);
+	store_row_clear(&row);
+}
+
+static void
+test_move(struct store *store)
+{
+	uint32_t uids[3] = { 0, 0, 4000 }, *src = NULL, *dst = NULL, v = 0;
+	uint64_t msgs = 0, bytes = 0, msgs2 = 0, bytes2 = 0, before, abefore;
+	struct store_changes ch;
+	const char *err = NULL;
+	size_t n = 0;
+
+	TEST_INT(store_changes_get(store, "INBOX", 0, false, &ch, &err), 1);
+	TEST_INT(ch.count, 3);
+	uids[0] = ch.count == 3 ? ch.msgs[0].uid : 0;
+	uids[1] = ch.count == 3 ? ch.msgs[2].uid : 0;
+	store_changes_free(&ch);
+	TEST_INT(store_usage(store, &bytes, &msgs), 0);
+	before = test_modseq(store, "INBOX");
+	abefore = test_modseq(store, "Archive");
+	TEST_INT(store_move(store, "INBOX", "Archive", uids, 3, &v, &src,
+	    &dst, &n, &err), 1);
+	TEST_INT(n, 2);
+	TEST_TRUE(v > 0);
+	if (n == 2) {
+		TEST_INT(src[0], uids[0]);
+		TEST_INT(src[1], uids[1]);
+		TEST_INT(dst[1], dst[0] + 1);
+	}
+	free(src);
+	free(dst);
+	TEST_INT(test_modseq(store, "Archive"), abefore + 1);
+	TEST_INT(store_usage(store, &bytes2, &msgs2), 0);
+	TEST_INT(msgs2, msgs);		/* a move adds nothing */
+	TEST_INT(bytes2, bytes);
+	test_move_check(store, before, uids);
+	TEST_INT(store_move(store, "INBOX", "Nope", uids, 1, &v, &src, &dst,
+	    &n, &err), 0);
+	TEST_INT(store_changes_get(store, "INBOX", 0, false, &ch, &err), 1);
+	uids[0] = ch.count == 1 ? ch.msgs[0].uid : 0;
+	store_changes_free(&ch);
+	/* within one mailbox: a new UID, the old one vanishes */
+	TEST_INT(store_move(store, "INBOX", "INBOX", uids, 1, &v, &src, &dst,
+	    &n, &err), 1);
+	TEST_INT(n, 1);
+	TEST_TRUE(n == 1 && dst[0] > uids[0]);
+	uids[1] = n == 1 ? dst[0] : 0;
+	free(src);
+	free(dst);
+	test_move_rollback(store, uids[1]);
+}
+
+/* An APPEND temporary file under msg/, back-dated by age seconds. */
+static void
+test_sweep_file(struct store *store, const char *name, time_t age)
+{
+	struct timespec ts[2] = { { .tv_sec = time(NULL) - age },
+	    { .tv_sec = time(NULL) - age } };
+	int fd = openat(store->msg_fd, name, O_WRONLY | O_CREAT, 0600);
+
+	TEST_TRUE(fd >= 0);
+	if (fd >= 0) {
+		TEST_INT(futimens(fd, ts), 0);
+		close(fd);
+	}
+}
+
+static bool
+test_sweep_has(struct store *store, const char *name)
+{
+	struct stat st;
+
+	return fstatat(store->msg_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static void
+test_sweep(struct store *store)
+{
+	const char *err = NULL;
+	uint64_t removed = 9;
+	char *stamp;
+
+	test_sweep_file(store, "tmp.aold", 2 * 60 * 60);
+	test_sweep_file(store, "tmp.anew", 0);
+	test_sweep_file(store, "xold", 2 * 60 * 60);	/* not ours */
+	TEST_INT(store_sweep_tmp(store, &removed, &err), 1);
+	TEST_INT(removed, 1);
+	TEST_TRUE(!test_sweep_has(store, "tmp.aold"));
+	TEST_TRUE(test_sweep_has(store, "tmp.anew"));
+	TEST_TRUE(test_sweep_has(store, "xold"));
+	/* not again within the interval, whatever is there */
+	test_sweep_file(store, "tmp.aold", 2 * 60 * 60);
+	TEST_INT(store_sweep_tmp(store, &removed, &err), 0);
+	TEST_INT(removed, 0);
+	TEST_TRUE(test_sweep_has(store, "tmp.aold"));
+	stamp = xasprintf("%s/sweep.stamp", store->dir);
+	TEST_INT(unlink(stamp), 0);
+	free(stamp);
+	TEST_INT(store_sweep_tmp(store, &removed, &err), 1);
+	TEST_INT(removed, 1);
+}
+
+static void
+test_move_sweep(const char *spool_dir)
+{
+	struct store *store = NULL;
+	const char *err = NULL;
+
+	TEST_INT(store_open(test_data, "mover@example.test", &store, &err),
+	    0);
+	if (store == NULL)
+		return;
+	test_select_deliver(store, spool_dir, 3);
+	test_move(store);
+	test_sweep(store);
+	store_close(&store);
+}
+
 int
 main(void)
 {
@@ -944,6 +1263,8 @@ main(void)
 	test_mailbox(spool_dir);
 	test_mailboxes();
 	test_select(spool_dir);
+	test_move_sweep(spool_dir);
+	test_schema_v3(spool_dir);
 	nftw(test_root, test_rm, 16, FTW_DEPTH | FTW_PHYS);
 	free(spool_dir);
 	free(test_account_dir);
