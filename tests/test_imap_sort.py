@@ -315,3 +315,34 @@ def test_thread_deep_chain(srv, pki):
     got, _ = answer(r, "SORT (REVERSE DATE) UTF-8 ALL", "SORT")
     assert got == " ".join(str(i) for i in range(n, 0, -1))
     r.close()
+
+
+def test_sort_and_thread_decode_encoded_subjects(make_server, pki):
+    """RFC 5256 §2.1 step 1: encoded-words are decoded before the base
+    subject is taken, so "=?UTF-8?B?...?=" sorts by its text and threads
+    with the same subject sent unencoded."""
+    import imaplib
+    import smtplib
+    from conftest import PASSWORDS, client_ctx
+    s = make_server(imap=True)
+    msgs = [("=?UTF-8?B?Wm9ldHJvcGU=?=", "1"),       # "Zoetrope"
+            ("Apple", "2"),
+            ("=?ISO-8859-1?Q?Re=3A_Zoetrope?=", "3")]  # "Re: Zoetrope"
+    c = smtplib.SMTP("127.0.0.1", s.smtp_port)
+    for subj, n in msgs:
+        c.sendmail("a@remote.example", ["user@example.test"],
+                   ("Subject: %s\r\nMessage-ID: <m%s@x>\r\n"
+                    "Date: Mon, 30 Nov 2026 08:0%s:00 +0000\r\n\r\nb\r\n"
+                    % (subj, n, n)).encode())
+    c.quit()
+    assert len(s.wait_messages("user@example.test", 3)) == 3
+    m = imaplib.IMAP4_SSL("127.0.0.1", s.imaps_port,
+                          ssl_context=client_ctx(pki))
+    m.login("user@example.test", PASSWORDS["user@example.test"])
+    m.select("INBOX")
+    typ, data = m.sort("(SUBJECT)", "UTF-8", "ALL")
+    assert typ == "OK" and data[0] == b"2 1 3", data
+    typ, data = m.thread("ORDEREDSUBJECT", "UTF-8", "ALL")
+    # threads ordered by the date of their first message (§2.1)
+    assert typ == "OK" and data[0] == b"(1 3)(2)", data
+    m.logout()

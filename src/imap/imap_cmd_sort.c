@@ -9,8 +9,8 @@
  * (at most IMAP_SEARCH_HEADER_MAX bytes), then sorts.  Strings compare
  * under i;ascii-casemap (upper-cased, then octet order); ties go to the
  * lower sequence number (§3).
- * XXX: no RFC 2047 decoding of Subject or display names yet (§2.1 step
- * 1 asks for it); encoded words sort as written.
+ * Subjects and display names are RFC 2047-decoded to UTF-8 first
+ * (§2.1 step 1).
  * XXX: one pool job reads every matching message's header block; a sort
  * value cache in the store would spare large mailboxes the reads.
  */
@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "imap/imap_selected.h"
+#include "mime/mime.h"
 
 #define IMAP_SORT_CRIT_MAX 16		/* criteria of one SORT */
 #define IMAP_SORT_STR_MAX 1024		/* bytes of a string sort value */
@@ -278,11 +279,19 @@ imap_subj_leaders(const char *s, size_t *b, size_t e, bool *refwd)
 }
 
 char *
-imap_base_subject(const char *subject, bool *refwd_r)
+imap_base_subject(const char *raw, bool *refwd_r)
 {
-	size_t len = strlen(subject), n = 0, b = 0, e;
-	char *s = xmalloc(len + 1), *out;
+	struct buf dec;
+	const char *subject;
+	size_t len, n = 0, b = 0, e;
+	char *s, *out;
 
+	/* RFC 5256 §2.1 step 1: encoded-words decoded to UTF-8 first */
+	buf_init(&dec, 0);
+	mime_header_decode(raw, strlen(raw), &dec);
+	subject = dec.data != NULL ? dec.data : "";
+	len = strlen(subject);
+	s = xmalloc(len + 1);
 	*refwd_r = false;
 	/* step 1: every run of white space becomes one SP */
 	for (size_t i = 0; i < len; i++) {
@@ -323,6 +332,7 @@ imap_base_subject(const char *subject, bool *refwd_r)
 	for (size_t i = b; i < e; i++)
 		out[i - b] = (char)toupper((unsigned char)s[i]);
 	free(s);
+	buf_free(&dec);
 	return out;
 }
 
@@ -463,7 +473,7 @@ imap_sort_addr(const struct buf *hdr, const char *field, bool display)
 		/* RFC 5957 §3: the display name, else mailbox@host;
 		 * RFC 5256 §3: FROM, TO, CC sort by the addr-mailbox */
 		if (display && a.name.len > 0)
-			buf_add(&out, a.name.data, a.name.len);
+			mime_header_decode(a.name.data, a.name.len, &out);
 		else if (display && a.host.len > 0)
 			buf_printf(&out, "%s@%s", a.local.data != NULL ?
 			    a.local.data : "", a.host.data);
