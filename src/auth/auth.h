@@ -83,6 +83,24 @@ bool auth_password_verify(const char *stored, const char *password);
 	"{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$58IZFNZiR4ovnOBXFm1pKA$" \
 	"/ndx0j0zDaLW2pChjd4LvtWFCpsymQvyzFEiGE11R1w"
 
+/*
+ * One login check, shared by SMTP AUTH, POP3 and IMAP: prepared on the
+ * loop thread (copies only), run on a pool thread, cleared (password
+ * wiped) by the owner.  An unknown user is verified against
+ * AUTH_DUMMY_HASH so the time taken does not tell who exists.
+ */
+struct auth_check {
+	char *user;		/* lower-cased */
+	char *hash;		/* NULL: no such account */
+	char *password;
+	bool ok;		/* after auth_check_run() */
+};
+/* -1 (nothing allocated) when user is empty or over AUTH_ADDR_MAX. */
+int auth_check_init(struct auth_check *c, struct accounts *acc,
+    const char *user, const char *password) MF_WUR;
+void auth_check_run(struct auth_check *c);
+void auth_check_clear(struct auth_check *c);
+
 /* A new "{ARGON2ID}$argon2id$..." hash (xmalloc'd), or NULL on failure. */
 char *auth_password_hash(const char *password);
 

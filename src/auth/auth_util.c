@@ -2,6 +2,7 @@
  * auth_util.c - pieces the account, alias and quota tables share.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth_private.h"
@@ -48,4 +49,36 @@ auth_addr_norm(const char *addr, char *out, bool allow_empty_local)
 	memcpy(out, addr, len + 1);
 	str_lower(out);
 	return 0;
+}
+
+int
+auth_check_init(struct auth_check *c, struct accounts *acc, const char *user,
+    const char *password)
+{
+	memset(c, 0, sizeof(*c));
+	if (*user == '\0' || strlen(user) > AUTH_ADDR_MAX)
+		return -1;
+	c->user = str_lower(xstrdup(user));
+	accounts_refresh(acc);
+	c->hash = accounts_get_hash(acc, c->user);
+	c->password = xstrdup(password);
+	return 0;
+}
+
+void
+auth_check_run(struct auth_check *c)
+{
+	c->ok = auth_password_verify(c->hash != NULL ? c->hash :
+	    AUTH_DUMMY_HASH, c->password) && c->hash != NULL;
+}
+
+void
+auth_check_clear(struct auth_check *c)
+{
+	if (c->password != NULL)
+		x_wipe(c->password, strlen(c->password));
+	free(c->password);
+	free(c->hash);
+	free(c->user);
+	memset(c, 0, sizeof(*c));
 }

@@ -17,11 +17,8 @@
 struct imap_auth_job {
 	struct imap_server *srv;
 	uint64_t id;
-	char *user;
-	char *hash;
-	char *password;
+	struct auth_check chk;
 	char *data_dir;
-	bool ok;
 	struct store *store;
 	char error[128];
 };
@@ -32,11 +29,10 @@ imap_auth_work(void *arg)
 	struct imap_auth_job *j = arg;
 	const char *err = NULL;
 
-	j->ok = auth_password_verify(j->hash ? j->hash : AUTH_DUMMY_HASH,
-	    j->password) && j->hash != NULL;
-	if (j->ok && store_open(j->data_dir, j->user, &j->store, &err) < 0) {
+	auth_check_run(&j->chk);
+	if (j->chk.ok && store_open(j->data_dir, j->chk.user, &j->store, &err) < 0) {
 		str_lcpy(j->error, err ? err : "?", sizeof(j->error));
-		j->ok = false;
+		j->chk.ok = false;
 		j->store = NULL;
 	}
 }
@@ -44,10 +40,7 @@ imap_auth_work(void *arg)
 static void
 imap_auth_job_free(struct imap_auth_job *j)
 {
-	x_wipe(j->password, strlen(j->password));
-	free(j->password);
-	free(j->hash);
-	free(j->user);
+	auth_check_clear(&j->chk);
 	free(j->data_dir);
 	store_close(&j->store);
 	free(j);
@@ -65,9 +58,9 @@ imap_auth_done(void *arg)
 		imap_auth_job_free(j);
 		return;
 	}
-	if (j->ok) {
+	if (j->chk.ok) {
 		lockout_success(s->srv->lockout, conn_peer(s->conn));
-		s->user = xstrdup(j->user);
+		s->user = xstrdup(j->chk.user);
 		s->store = j->store;
 		j->store = NULL;
 		imap_set_state(s, IMAP_ST_AUTH);
@@ -80,7 +73,7 @@ imap_auth_done(void *arg)
 		buf_free(&caps);
 	} else if (j->error[0] != '\0') {
 		log_warnx("%s imap cannot open store of %s: %s", s->sid,
-		    j->user, j->error);
+		    j->chk.user, j->error);
 		imap_tagged(s, s->tag, "NO", "[UNAVAILABLE] Mailbox not "
 		    "available, try again later");
 	} else {
@@ -88,7 +81,7 @@ imap_auth_done(void *arg)
 		    time(NULL));
 		log_info("%s imap auth client=%s user=%s result=failed "
 		    "failures=%u", s->sid, conn_peer_addr(s->conn),
-		    log_escape(j->user, strlen(j->user), esc), n);
+		    log_escape(j->chk.user, strlen(j->chk.user), esc), n);
 		imap_tagged(s, s->tag, "NO", "[AUTHENTICATIONFAILED] "
 		    "Authentication failed");
 	}
@@ -100,23 +93,16 @@ static void
 imap_auth_check(struct imap_session *s, const char *user,
     const char *password)
 {
-	struct imap_auth_job *j;
-	char lower[AUTH_ADDR_MAX + 1];
+	struct imap_auth_job *j = xmalloc(sizeof(*j));
 
-	if (*user == '\0' || strlen(user) > AUTH_ADDR_MAX) {
+	if (auth_check_init(&j->chk, s->srv->acc, user, password) < 0) {
+		free(j);
 		imap_tagged(s, s->tag, "NO", "[AUTHENTICATIONFAILED] "
 		    "Authentication failed");
 		return;
 	}
-	str_lcpy(lower, user, sizeof(lower));
-	str_lower(lower);
-	accounts_refresh(s->srv->acc);
-	j = xmalloc(sizeof(*j));
 	j->srv = s->srv;
 	j->id = s->id;
-	j->user = xstrdup(lower);
-	j->hash = accounts_get_hash(s->srv->acc, lower);
-	j->password = xstrdup(password);
 	j->data_dir = xstrdup(s->srv->cfg->data_dir);
 	imap_submit(s, imap_auth_work, imap_auth_done, j);
 }

@@ -21,10 +21,7 @@ static const char pop3_reply_auth_failed[] =
 struct pop3_auth_job {
 	struct pop3_server *srv;
 	uint64_t id;
-	char *user;
-	char *hash;
-	char *password;
-	bool ok;
+	struct auth_check chk;
 };
 
 static void
@@ -32,17 +29,13 @@ pop3_auth_work(void *arg)
 {
 	struct pop3_auth_job *j = arg;
 
-	j->ok = auth_password_verify(j->hash ? j->hash : AUTH_DUMMY_HASH,
-	    j->password) && j->hash != NULL;
+	auth_check_run(&j->chk);
 }
 
 static void
 pop3_auth_job_free(struct pop3_auth_job *j)
 {
-	x_wipe(j->password, strlen(j->password));
-	free(j->password);
-	free(j->hash);
-	free(j->user);
+	auth_check_clear(&j->chk);
 	free(j);
 }
 
@@ -57,12 +50,12 @@ pop3_auth_done(void *arg)
 		pop3_auth_job_free(j);
 		return;
 	}
-	if (j->ok) {
+	if (j->chk.ok) {
 		lockout_success(s->srv->lockout, conn_peer(s->conn));
 		log_info("%s pop3 auth client=%s user=%s result=ok", s->sid,
-		    conn_peer_addr(s->conn), j->user);
+		    conn_peer_addr(s->conn), j->chk.user);
 		free(s->user);
-		s->user = xstrdup(j->user);
+		s->user = xstrdup(j->chk.user);
 		pop3_auth_job_free(j);
 		pop3_txn_open(s);	/* stays in LOGIN until it is open */
 		return;
@@ -71,7 +64,7 @@ pop3_auth_done(void *arg)
 	    time(NULL));
 	log_info("%s pop3 auth client=%s user=%s result=failed failures=%u",
 	    s->sid, conn_peer_addr(s->conn),
-	    log_escape(j->user, strlen(j->user), esc), n);
+	    log_escape(j->chk.user, strlen(j->chk.user), esc), n);
 	pop3_auth_job_free(j);
 	/* RFC 1939 §7: after a failed PASS, USER starts over. */
 	x_free(&s->user);
@@ -85,23 +78,16 @@ static void
 pop3_auth_check(struct pop3_session *s, const char *user,
     const char *password)
 {
-	struct pop3_auth_job *j;
-	char lower[AUTH_ADDR_MAX + 1];
+	struct pop3_auth_job *j = xmalloc(sizeof(*j));
 
-	if (strlen(user) > AUTH_ADDR_MAX || *user == '\0') {
+	if (auth_check_init(&j->chk, s->srv->acc, user, password) < 0) {
+		free(j);
 		pop3_set_state(s, POP3_ST_AUTHORIZATION);
 		pop3_reply_error(s, pop3_reply_auth_failed);
 		return;
 	}
-	str_lcpy(lower, user, sizeof(lower));
-	str_lower(lower);
-	accounts_refresh(s->srv->acc);
-	j = xmalloc(sizeof(*j));
 	j->srv = s->srv;
 	j->id = s->id;
-	j->user = xstrdup(lower);
-	j->hash = accounts_get_hash(s->srv->acc, lower);
-	j->password = xstrdup(password);
 	pop3_set_state(s, POP3_ST_LOGIN);
 	if (!pop3_submit(s, pop3_auth_work, pop3_auth_done, j)) {
 		pop3_auth_job_free(j);

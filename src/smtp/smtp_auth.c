@@ -14,10 +14,7 @@
 struct smtp_auth_job {
 	struct smtp_server *srv;
 	uint64_t id;
-	char *user;
-	char *hash;
-	char *password;
-	bool ok;
+	struct auth_check chk;
 };
 
 static void
@@ -25,17 +22,13 @@ smtp_auth_work(void *arg)
 {
 	struct smtp_auth_job *j = arg;
 
-	j->ok = auth_password_verify(j->hash ? j->hash : AUTH_DUMMY_HASH,
-	    j->password) && j->hash != NULL;
+	auth_check_run(&j->chk);
 }
 
 static void
 smtp_auth_job_free(struct smtp_auth_job *j)
 {
-	x_wipe(j->password, strlen(j->password));
-	free(j->password);
-	free(j->hash);
-	free(j->user);
+	auth_check_clear(&j->chk);
 	free(j);
 }
 
@@ -50,11 +43,11 @@ smtp_auth_done(void *arg)
 		return;
 	}
 	smtp_set_state(s, SMTP_ST_READY);
-	if (j->ok) {
+	if (j->chk.ok) {
 		lockout_success(s->srv->lockout, conn_peer(s->conn));
-		s->auth_user = xstrdup(j->user);
+		s->auth_user = xstrdup(j->chk.user);
 		log_info("%s smtp auth client=%s user=%s result=ok", s->sid,
-		    conn_peer_addr(s->conn), j->user);
+		    conn_peer_addr(s->conn), j->chk.user);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
 	} else {
 		unsigned n = lockout_fail(s->srv->lockout, conn_peer(s->conn),
@@ -62,7 +55,7 @@ smtp_auth_done(void *arg)
 		char esc[LOG_ESCAPE_BUF];
 		log_info("%s smtp auth client=%s user=%s result=failed "
 		    "failures=%u", s->sid, conn_peer_addr(s->conn),
-		    log_escape(j->user, strlen(j->user), esc), n);
+		    log_escape(j->chk.user, strlen(j->chk.user), esc), n);
 		smtp_reply_error(s, "535 5.7.8 Authentication credentials "
 		    "invalid");
 	}
@@ -75,24 +68,17 @@ static void
 smtp_auth_check(struct smtp_session *s, const char *user,
     const char *password)
 {
-	struct smtp_auth_job *j;
-	char lower[AUTH_ADDR_MAX + 1];
+	struct smtp_auth_job *j = xmalloc(sizeof(*j));
 
-	if (strlen(user) > AUTH_ADDR_MAX || *user == '\0') {
+	if (auth_check_init(&j->chk, s->srv->acc, user, password) < 0) {
+		free(j);
 		smtp_set_state(s, SMTP_ST_READY);
 		smtp_reply_error(s, "535 5.7.8 Authentication credentials "
 		    "invalid");
 		return;
 	}
-	str_lcpy(lower, user, sizeof(lower));
-	str_lower(lower);
-	accounts_refresh(s->srv->acc);
-	j = xmalloc(sizeof(*j));
 	j->srv = s->srv;
 	j->id = s->id;
-	j->user = xstrdup(lower);
-	j->hash = accounts_get_hash(s->srv->acc, lower);
-	j->password = xstrdup(password);
 	smtp_set_state(s, SMTP_ST_BUSY);
 	conn_pause_read(s->conn);
 	pool_submit(s->srv->pool, smtp_auth_work, smtp_auth_done, j);
