@@ -115,6 +115,26 @@ ssize_t base64_decode(const char *in, size_t len, unsigned char *out) MF_WUR;
 /* Encodes into out (4 * ((len + 2) / 3) + 1 bytes); returns its length. */
 size_t base64_encode(const void *in, size_t len, char *out);
 
+/* ---- sessions by id ---- */
+/*
+ * Items (sessions) found again by a 64-bit id after pool work, so that a
+ * job never holds a pointer to something that may be gone.  The table
+ * does not own the items.
+ */
+struct id_table;
+struct id_table *id_table_new(void);
+/* The table must be empty (items are the caller's to free). */
+void id_table_free(struct id_table **t);
+void id_table_add(struct id_table *t, uint64_t id, void *item);
+void *id_table_get(const struct id_table *t, uint64_t id);
+void id_table_del(struct id_table *t, uint64_t id);
+size_t id_table_count(const struct id_table *t);
+/* Some item, or NULL when empty (free-all loops). */
+void *id_table_any(const struct id_table *t);
+/* fn(item, ctx) for each item; fn may remove (only) the item it got. */
+void id_table_foreach(struct id_table *t, void (*fn)(void *item, void *ctx),
+    void *ctx);
+
 /* ---- time ---- */
 /* Monotonic milliseconds. */
 uint64_t time_mono_ms(void);

@@ -136,9 +136,50 @@ test_config(void)
 	unlink(path);
 }
 
+static void
+id_test_del_self(void *item, void *ctx)
+{
+	struct id_table *t = ctx;
+	int *v = item;
+
+	if (*v % 2 == 0)
+		id_table_del(t, (uint64_t)*v);
+}
+
+static void
+test_id_table(void)
+{
+	struct id_table *t = id_table_new();
+	int vals[3000];
+
+	for (int i = 0; i < 3000; i++) {
+		vals[i] = i;
+		id_table_add(t, (uint64_t)i, &vals[i]);
+	}
+	TEST_INT(id_table_count(t), 3000);
+	TEST_TRUE(id_table_get(t, 2047) == &vals[2047]);
+	TEST_TRUE(id_table_get(t, 5000) == NULL);
+	id_table_del(t, 2047);
+	id_table_del(t, 2047);		/* twice: no effect */
+	TEST_TRUE(id_table_get(t, 2047) == NULL);
+	TEST_INT(id_table_count(t), 2999);
+	/* removing the visited item while iterating is allowed */
+	id_table_foreach(t, id_test_del_self, t);
+	TEST_INT(id_table_count(t), 1499);
+	TEST_TRUE(id_table_get(t, 1001) == &vals[1001]);
+	TEST_TRUE(id_table_get(t, 1000) == NULL);
+	void *p;
+	while ((p = id_table_any(t)) != NULL)
+		id_table_del(t, (uint64_t)*(int *)p);
+	TEST_INT(id_table_count(t), 0);
+	id_table_free(&t);
+	TEST_TRUE(t == NULL);
+}
+
 int
 main(void)
 {
+	test_id_table();
 	test_buf();
 	test_str();
 	test_cidr();

@@ -19,7 +19,6 @@
 
 #define IMAP_READ_CHUNK (64 * 1024)
 #define IMAP_OUTPUT_MAX (1024 * 1024)	/* unread output before we pause */
-#define IMAP_SESSION_BUCKETS 1024
 #define IMAP_MAX_ERRORS 20		/* BAD replies before BYE */
 #define IMAP_TIMEOUT_PREAUTH 60		/* seconds before login */
 #define IMAP_TIMEOUT_AUTH 1800		/* RFC 9051 §5.4: at least 30 min */
@@ -80,9 +79,8 @@ struct imap_server {
 	struct lockout *lockout;
 	struct pool *pool;		/* NULL after detach: run inline */
 	uint64_t next_id;
-	size_t nsessions;
 	bool shutting_down;
-	struct imap_session *buckets[IMAP_SESSION_BUCKETS];
+	struct id_table *sessions;	/* by session id */
 };
 
 struct store;
@@ -91,7 +89,6 @@ struct imap_mailbox;	/* the selected mailbox, imap_cmd_selected.c */
 struct imap_session {
 	uint64_t id;
 	char sid[20];
-	struct imap_session *hnext;
 	struct imap_server *srv;
 	struct conn *conn;
 	struct imap_parser *parser;

@@ -45,6 +45,7 @@ imap_server_new(struct event_base *base, const struct config *cfg,
 	srv->lockout = lockout;
 	srv->pool = pool;
 	srv->next_id = 1;
+	srv->sessions = id_table_new();
 	return srv;
 }
 
@@ -60,12 +61,13 @@ void
 imap_server_free(struct imap_server **srvp)
 {
 	struct imap_server *srv = *srvp;
+	struct imap_session *s;
 
 	if (srv == NULL)
 		return;
-	for (size_t i = 0; i < IMAP_SESSION_BUCKETS; i++)
-		while (srv->buckets[i] != NULL)
-			imap_session_free(srv->buckets[i]);
+	while ((s = id_table_any(srv->sessions)) != NULL)
+		imap_session_free(s);
+	id_table_free(&srv->sessions);
 	free(srv);
 	*srvp = NULL;
 }
@@ -73,29 +75,13 @@ imap_server_free(struct imap_server **srvp)
 size_t
 imap_server_sessions(const struct imap_server *srv)
 {
-	return srv->nsessions;
+	return id_table_count(srv->sessions);
 }
 
 struct imap_session *
 imap_session_by_id(struct imap_server *srv, uint64_t id)
 {
-	struct imap_session *s = srv->buckets[id % IMAP_SESSION_BUCKETS];
-
-	while (s != NULL && s->id != id)
-		s = s->hnext;
-	return s;
-}
-
-static void
-imap_session_unlink(struct imap_session *s)
-{
-	struct imap_session **pp =
-	    &s->srv->buckets[s->id % IMAP_SESSION_BUCKETS];
-
-	while (*pp != NULL && *pp != s)
-		pp = &(*pp)->hnext;
-	if (*pp == s)
-		*pp = s->hnext;
+	return id_table_get(srv->sessions, id);
 }
 
 bool
@@ -192,8 +178,7 @@ imap_session_free(struct imap_session *s)
 	imap_mailbox_free(&s->mbox);
 	imap_append_abort(s);		/* needs s->store */
 	store_close(&s->store);
-	imap_session_unlink(s);
-	s->srv->nsessions--;
+	id_table_del(s->srv->sessions, s->id);
 	imap_parser_free(&s->parser);
 	conn_free(&s->conn);
 	free(s->user);
@@ -210,7 +195,6 @@ imap_accept(struct imap_server *srv, enum listener_kind kind, int fd,
 	struct imap_session *s;
 	const struct config *cfg = srv->cfg;
 	bool proxy = cfg->listen[kind].proxy_protocol;
-	size_t b;
 
 	if (proxy && !cidr_list_match(&cfg->proxy_trusted, peer)) {
 		/* anyone else could claim any address */
@@ -234,10 +218,7 @@ imap_accept(struct imap_server *srv, enum listener_kind kind, int fd,
 		free(s);
 		return;
 	}
-	b = s->id % IMAP_SESSION_BUCKETS;
-	s->hnext = srv->buckets[b];
-	srv->buckets[b] = s;
-	srv->nsessions++;
+	id_table_add(srv->sessions, s->id, s);
 	conn_set_timeout(s->conn, IMAP_TIMEOUT_PREAUTH);
 	conn_start(s->conn);
 }
@@ -493,18 +474,34 @@ imap_on_read(void *ctx)
 	imap_process_input(ctx);
 }
 
+static void
+imap_changed_one(void *item, void *ctx)
+{
+	struct imap_session *s = item;
+	const char *account = ctx;
+
+	if (s->user != NULL && strcmp(s->user, account) == 0) {
+		s->changed = true;
+		imap_selected_changed(s);
+	}
+}
+
 void
 imap_server_changed(struct imap_server *srv, const char *account)
 {
-	for (size_t i = 0; i < IMAP_SESSION_BUCKETS; i++) {
-		struct imap_session *s = srv->buckets[i], *next;
-		for (; s != NULL; s = next) {
-			next = s->hnext;
-			if (s->user != NULL && strcmp(s->user, account) == 0) {
-				s->changed = true;
-				imap_selected_changed(s);
-			}
-		}
+	id_table_foreach(srv->sessions, imap_changed_one, (void *)account);
+}
+
+/* Idle sessions get BYE now; busy ones when their command is done. */
+static void
+imap_shutdown_one(void *item, void *ctx)
+{
+	struct imap_session *s = item;
+
+	if (s->state != IMAP_ST_LOGOUT && s->wait != IMAP_WAIT_BUSY &&
+	    !imap_parser_pending(s->parser)) {
+		imap_untagged(s, "BYE Server shutting down");
+		imap_close_after_reply(s);
 	}
 }
 
@@ -512,16 +509,5 @@ void
 imap_server_shutdown(struct imap_server *srv)
 {
 	srv->shutting_down = true;
-	for (size_t i = 0; i < IMAP_SESSION_BUCKETS; i++) {
-		struct imap_session *s = srv->buckets[i], *next;
-		for (; s != NULL; s = next) {
-			next = s->hnext;
-			if (s->state != IMAP_ST_LOGOUT &&
-			    s->wait != IMAP_WAIT_BUSY &&
-			    !imap_parser_pending(s->parser)) {
-				imap_untagged(s, "BYE Server shutting down");
-				imap_close_after_reply(s);
-			}
-		}
-	}
+	id_table_foreach(srv->sessions, imap_shutdown_one, NULL);
 }

@@ -17,7 +17,6 @@
 #define POP3_AUTH_LINE_MAX 12288
 #define POP3_OUTPUT_MAX (256 * 1024)	/* unread output before we wait */
 #define POP3_READ_CHUNK (64 * 1024)	/* message file read per step */
-#define POP3_SESSION_BUCKETS 1024
 #define POP3_ERRORS_MAX 10		/* protocol errors, then close */
 /* Idle timeouts in seconds: short before login, and at least the ten
  * minutes of RFC 1939 §3 after it. */
@@ -50,19 +49,17 @@ struct pop3_server {
 	struct lockout *lockout;
 	struct pool *pool;		/* NULL once the worker freed it */
 	uint64_t next_id;
-	size_t nsessions;
 	bool shutting_down;
 	/* RETR/TOP scratch, used within one loop turn: the file chunk and
 	 * its stuffed form (at most twice as long plus the end). */
 	char *chunk;
 	struct buf out;
-	struct pop3_session *buckets[POP3_SESSION_BUCKETS];
+	struct id_table *sessions;	/* by session id */
 };
 
 struct pop3_session {
 	uint64_t id;
 	char sid[20];			/* log prefix */
-	struct pop3_session *hnext;	/* id bucket chain */
 	struct pop3_server *srv;
 	struct conn *conn;
 	enum listener_kind kind;

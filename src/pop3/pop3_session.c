@@ -47,6 +47,7 @@ pop3_server_new(struct event_base *base, const struct config *cfg,
 	srv->lockout = lockout;
 	srv->pool = pool;
 	srv->next_id = 1;
+	srv->sessions = id_table_new();
 	srv->chunk = xmalloc(POP3_READ_CHUNK);
 	/* Stuffing at most doubles a chunk; the end adds 5 bytes. */
 	buf_init(&srv->out, 2 * POP3_READ_CHUNK + 8);
@@ -65,13 +66,14 @@ void
 pop3_server_free(struct pop3_server **srvp)
 {
 	struct pop3_server *srv = *srvp;
+	struct pop3_session *s;
 
 	if (srv == NULL)
 		return;
 	srv->pool = NULL;	/* the worker freed it: release here */
-	for (size_t i = 0; i < POP3_SESSION_BUCKETS; i++)
-		while (srv->buckets[i] != NULL)
-			pop3_session_free(srv->buckets[i]);
+	while ((s = id_table_any(srv->sessions)) != NULL)
+		pop3_session_free(s);
+	id_table_free(&srv->sessions);
 	buf_free(&srv->out);
 	free(srv->chunk);
 	free(srv);
@@ -81,29 +83,13 @@ pop3_server_free(struct pop3_server **srvp)
 size_t
 pop3_server_sessions(const struct pop3_server *srv)
 {
-	return srv->nsessions;
+	return id_table_count(srv->sessions);
 }
 
 struct pop3_session *
 pop3_session_by_id(struct pop3_server *srv, uint64_t id)
 {
-	struct pop3_session *s = srv->buckets[id % POP3_SESSION_BUCKETS];
-
-	while (s != NULL && s->id != id)
-		s = s->hnext;
-	return s;
-}
-
-static void
-pop3_session_unlink(struct pop3_session *s)
-{
-	struct pop3_session **pp =
-	    &s->srv->buckets[s->id % POP3_SESSION_BUCKETS];
-
-	while (*pp != NULL && *pp != s)
-		pp = &(*pp)->hnext;
-	if (*pp == s)
-		*pp = s->hnext;
+	return id_table_get(srv->sessions, id);
 }
 
 const char *
@@ -193,8 +179,7 @@ static void
 pop3_session_free(struct pop3_session *s)
 {
 	pop3_txn_release(s);
-	pop3_session_unlink(s);
-	s->srv->nsessions--;
+	id_table_del(s->srv->sessions, s->id);
 	conn_free(&s->conn);
 	free(s->user);
 	x_wipe(s->line, sizeof(s->line));
@@ -235,7 +220,6 @@ pop3_accept(struct pop3_server *srv, enum listener_kind kind, int fd,
     const struct sockaddr *peer, socklen_t peer_len)
 {
 	struct pop3_session *s;
-	size_t b;
 
 	xassert(kind == LISTENER_POP3 || kind == LISTENER_POP3S);
 	if (!pop3_may_accept(srv, kind, fd, peer, peer_len))
@@ -256,10 +240,7 @@ pop3_accept(struct pop3_server *srv, enum listener_kind kind, int fd,
 		free(s);
 		return;
 	}
-	b = s->id % POP3_SESSION_BUCKETS;
-	s->hnext = srv->buckets[b];
-	srv->buckets[b] = s;
-	srv->nsessions++;
+	id_table_add(srv->sessions, s->id, s);
 	conn_set_timeout(s->conn, POP3_TIMEOUT_AUTH);
 	conn_start(s->conn);
 }
@@ -427,21 +408,22 @@ pop3_on_read(void *ctx)
 	pop3_process_input(ctx);
 }
 
+/* Waiting for a command: POP3 has no unsolicited responses, so just
+ * close (nothing is deleted); pipelined input still gets its answer. */
+static void
+pop3_shutdown_one(void *item, void *ctx)
+{
+	struct pop3_session *s = item;
+
+	if (s->state == POP3_ST_CONNECTED)
+		pop3_close_after_reply(s);
+	else if (pop3_accepts_commands(s))
+		pop3_process_input(s);
+}
+
 void
 pop3_server_shutdown(struct pop3_server *srv)
 {
 	srv->shutting_down = true;
-	for (size_t i = 0; i < POP3_SESSION_BUCKETS; i++) {
-		struct pop3_session *s = srv->buckets[i], *next;
-		for (; s != NULL; s = next) {
-			next = s->hnext;
-			/* Waiting for a command: POP3 has no unsolicited
-			 * responses, so just close (nothing is deleted);
-			 * pipelined input still gets its answer first. */
-			if (s->state == POP3_ST_CONNECTED)
-				pop3_close_after_reply(s);
-			else if (pop3_accepts_commands(s))
-				pop3_process_input(s);
-		}
-	}
+	id_table_foreach(srv->sessions, pop3_shutdown_one, NULL);
 }

@@ -16,7 +16,6 @@
 #define SMTP_OUTPUT_MAX (256 * 1024)	/* unread replies before we pause */
 #define SMTP_READ_CHUNK (64 * 1024)
 #define SMTP_HELO_MAX 255
-#define SMTP_SESSION_BUCKETS 1024
 
 enum smtp_state {
 	SMTP_ST_CONNECTED,	/* before the greeting (PROXY, TLS handshake) */
@@ -45,15 +44,13 @@ struct smtp_server {
 	struct queue_committer *qc;
 	struct pool *pool;
 	uint64_t next_id;
-	size_t nsessions;
 	bool shutting_down;
-	struct smtp_session *buckets[SMTP_SESSION_BUCKETS];
+	struct id_table *sessions;	/* by session id */
 };
 
 struct smtp_session {
 	uint64_t id;
 	char sid[20];			/* log prefix */
-	struct smtp_session *hnext;	/* id bucket chain */
 	struct smtp_server *srv;
 	struct conn *conn;
 	enum listener_kind kind;

@@ -48,6 +48,7 @@ smtp_server_new(struct event_base *base, const struct config *cfg,
 	srv->qc = qc;
 	srv->pool = pool;
 	srv->next_id = 1;
+	srv->sessions = id_table_new();
 	return srv;
 }
 
@@ -57,12 +58,13 @@ void
 smtp_server_free(struct smtp_server **srvp)
 {
 	struct smtp_server *srv = *srvp;
+	struct smtp_session *s;
 
 	if (srv == NULL)
 		return;
-	for (size_t i = 0; i < SMTP_SESSION_BUCKETS; i++)
-		while (srv->buckets[i] != NULL)
-			smtp_session_free(srv->buckets[i]);
+	while ((s = id_table_any(srv->sessions)) != NULL)
+		smtp_session_free(s);
+	id_table_free(&srv->sessions);
 	free(srv);
 	*srvp = NULL;
 }
@@ -70,29 +72,13 @@ smtp_server_free(struct smtp_server **srvp)
 size_t
 smtp_server_sessions(const struct smtp_server *srv)
 {
-	return srv->nsessions;
+	return id_table_count(srv->sessions);
 }
 
 struct smtp_session *
 smtp_session_by_id(struct smtp_server *srv, uint64_t id)
 {
-	struct smtp_session *s = srv->buckets[id % SMTP_SESSION_BUCKETS];
-
-	while (s != NULL && s->id != id)
-		s = s->hnext;
-	return s;
-}
-
-static void
-smtp_session_unlink(struct smtp_session *s)
-{
-	struct smtp_session **pp =
-	    &s->srv->buckets[s->id % SMTP_SESSION_BUCKETS];
-
-	while (*pp != NULL && *pp != s)
-		pp = &(*pp)->hnext;
-	if (*pp == s)
-		*pp = s->hnext;
+	return id_table_get(srv->sessions, id);
 }
 
 bool
@@ -196,8 +182,7 @@ static void
 smtp_session_free(struct smtp_session *s)
 {
 	smtp_reset_transaction(s);
-	smtp_session_unlink(s);
-	s->srv->nsessions--;
+	id_table_del(s->srv->sessions, s->id);
 	conn_free(&s->conn);
 	if (s->auth_login_user != NULL)
 		x_wipe(s->auth_login_user, strlen(s->auth_login_user));
@@ -214,7 +199,6 @@ smtp_accept(struct smtp_server *srv, enum listener_kind kind, int fd,
 	struct smtp_session *s = xmalloc(sizeof(*s));
 	const struct config *cfg = srv->cfg;
 	bool proxy = cfg->listen[kind].proxy_protocol;
-	size_t b;
 
 	if (proxy && !cidr_list_match(&cfg->proxy_trusted, peer)) {
 		/* A PROXY listener serves only its proxies: anyone else could
@@ -245,10 +229,7 @@ smtp_accept(struct smtp_server *srv, enum listener_kind kind, int fd,
 		free(s);
 		return;
 	}
-	b = s->id % SMTP_SESSION_BUCKETS;
-	s->hnext = srv->buckets[b];
-	srv->buckets[b] = s;
-	srv->nsessions++;
+	id_table_add(srv->sessions, s->id, s);
 	conn_set_timeout(s->conn, (unsigned)cfg->timeout);
 	conn_start(s->conn);
 }
@@ -409,21 +390,23 @@ smtp_on_read(void *ctx)
 	smtp_process_input(ctx);
 }
 
+/* Idle sessions get 421 now; busy ones when their transaction ends. */
+static void
+smtp_shutdown_one(void *item, void *ctx)
+{
+	struct smtp_session *s = item;
+
+	if (s->state == SMTP_ST_HELO || s->state == SMTP_ST_READY ||
+	    s->state == SMTP_ST_CONNECTED) {
+		smtp_reply(s, "421 4.3.2 %s Service shutting down",
+		    s->srv->cfg->hostname);
+		smtp_close_after_reply(s);
+	}
+}
+
 void
 smtp_server_shutdown(struct smtp_server *srv)
 {
 	srv->shutting_down = true;
-	for (size_t i = 0; i < SMTP_SESSION_BUCKETS; i++) {
-		struct smtp_session *s = srv->buckets[i], *next;
-		for (; s != NULL; s = next) {
-			next = s->hnext;
-			if (s->state == SMTP_ST_HELO ||
-			    s->state == SMTP_ST_READY ||
-			    s->state == SMTP_ST_CONNECTED) {
-				smtp_reply(s, "421 4.3.2 %s Service shutting "
-				    "down", srv->cfg->hostname);
-				smtp_close_after_reply(s);
-			}
-		}
-	}
+	id_table_foreach(srv->sessions, smtp_shutdown_one, NULL);
 }
