@@ -116,7 +116,7 @@ static const char *const store_stmt_sql[STORE_STMT_MAX] = {
 	[STORE_STMT_COMMIT] = "COMMIT",
 	[STORE_STMT_ROLLBACK] = "ROLLBACK",
 	[STORE_STMT_MAILBOX_GET] =
-	    "SELECT id, uidnext, highestmodseq FROM mailboxes"
+	    "SELECT id, uidnext, highestmodseq, uidvalidity FROM mailboxes"
 	    " WHERE name = ?1",
 	[STORE_STMT_MAILBOX_STATUS] =
 	    "SELECT uidvalidity, uidnext, highestmodseq,"
@@ -403,6 +403,15 @@ store_library_init(void)
 }
 
 int
+store_sql_prepare(struct store *store, const char *sql, sqlite3_stmt **stmt_r,
+    const char **error_r)
+{
+	if (sqlite3_prepare_v2(store->db, sql, -1, stmt_r, NULL) != SQLITE_OK)
+		return store_fail_db(store, error_r, "prepare");
+	return 0;
+}
+
+int
 store_db_open(struct store *store, const char **error_r)
 {
 	char *path = xasprintf("%s/index.db", store->dir);
@@ -501,6 +510,7 @@ store_mbox_get(struct store *store, const char *mailbox,
 		mbox_r->uidnext = (uint64_t)sqlite3_column_int64(stmt, 1);
 		mbox_r->highestmodseq =
 		    (uint64_t)sqlite3_column_int64(stmt, 2);
+		mbox_r->uidvalidity = (uint32_t)sqlite3_column_int64(stmt, 3);
 	} else if (rc == SQLITE_DONE) {
 		ret = 0;
 	} else {

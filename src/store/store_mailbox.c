@@ -23,41 +23,20 @@ _Static_assert(STORE_MSG_FILE_MAX >= STORE_FILE_NAME_MAX,
 
 #define STORE_LIST_INITIAL 64	/* first allocation of a listing */
 
-static int
-store_prepare(struct store *store, const char *sql, sqlite3_stmt **stmt_r,
-    const char **error_r)
-{
-	if (sqlite3_prepare_v2(store->db, sql, -1, stmt_r, NULL) != SQLITE_OK)
-		return store_fail_db(store, error_r, "prepare");
-	return 0;
-}
-
 /* The mailbox row of a listing; 1 found, 0 none, -1 error. */
 static int
 store_list_mailbox(struct store *store, const char *mailbox,
     struct store_msg_list *list, int64_t *id_r, const char **error_r)
 {
-	sqlite3_stmt *stmt;
-	int rc, ret = 1;
+	struct store_mbox mbox;
+	int ret = store_mbox_get(store, mailbox, &mbox, error_r);
 
-	if (store_prepare(store, "SELECT id, uidvalidity, uidnext,"
-	    " highestmodseq FROM mailboxes WHERE name = ?1", &stmt,
-	    error_r) < 0)
-		return -1;
-	sqlite3_bind_text(stmt, 1, store_mailbox_canon(mailbox), -1,
-	    SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		*id_r = sqlite3_column_int64(stmt, 0);
-		list->uidvalidity = (uint32_t)sqlite3_column_int64(stmt, 1);
-		list->uidnext = (uint64_t)sqlite3_column_int64(stmt, 2);
-		list->highestmodseq = (uint64_t)sqlite3_column_int64(stmt, 3);
-	} else if (rc == SQLITE_DONE) {
-		ret = 0;
-	} else {
-		ret = store_fail_db(store, error_r, "look up mailbox");
+	if (ret == 1) {
+		*id_r = mbox.id;
+		list->uidvalidity = mbox.uidvalidity;
+		list->uidnext = mbox.uidnext;
+		list->highestmodseq = mbox.highestmodseq;
 	}
-	sqlite3_finalize(stmt);
 	return ret;
 }
 
@@ -90,7 +69,7 @@ store_list_messages(struct store *store, int64_t id,
 	size_t cap = 0;
 	int rc, ret = 0;
 
-	if (store_prepare(store, "SELECT uid, flags, modseq, size,"
+	if (store_sql_prepare(store, "SELECT uid, flags, modseq, size,"
 	    " internaldate, file FROM messages WHERE mailbox_id = ?1"
 	    " ORDER BY uid", &stmt, error_r) < 0)
 		return -1;
@@ -287,7 +266,7 @@ store_ex_run(struct store_ex *ex, const char *mailbox, const uint32_t *uids,
 	int ret;
 
 	for (size_t i = 0; i < STORE_EX_MAX; i++)
-		if (store_prepare(store, store_ex_sql[i], &ex->stmts[i],
+		if (store_sql_prepare(store, store_ex_sql[i], &ex->stmts[i],
 		    error_r) < 0)
 			return -1;
 	store_stmt(store, STORE_STMT_BEGIN);

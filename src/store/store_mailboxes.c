@@ -69,15 +69,6 @@ store_mailbox_name_valid(const char *name)
 
 /* ---- small SQL helpers ---- */
 
-static int
-store_mb_prepare(struct store *store, const char *sql, sqlite3_stmt **stmt_r,
-    const char **error_r)
-{
-	if (sqlite3_prepare_v2(store->db, sql, -1, stmt_r, NULL) != SQLITE_OK)
-		return store_fail_db(store, error_r, "prepare");
-	return 0;
-}
-
 /*
  * Runs sql with up to two text and one integer parameter (?1, ?2, ?3;
  * NULL texts stay unbound); the first column of a first row goes to
@@ -90,7 +81,7 @@ store_mb_run(struct store *store, const char *sql, const char *t1,
 	sqlite3_stmt *stmt;
 	int rc, ret;
 
-	if (store_mb_prepare(store, sql, &stmt, error_r) < 0)
+	if (store_sql_prepare(store, sql, &stmt, error_r) < 0)
 		return -1;
 	if (t1 != NULL)
 		sqlite3_bind_text(stmt, 1, t1, -1, SQLITE_STATIC);
@@ -197,7 +188,7 @@ store_set_read(struct store *store, struct store_mailbox_set *set,
 	sqlite3_stmt *stmt;
 	int rc, ret = 0;
 
-	if (store_mb_prepare(store, "SELECT n.name, m.special_use,"
+	if (store_sql_prepare(store, "SELECT n.name, m.special_use,"
 	    " m.id IS NOT NULL, s.name IS NOT NULL FROM (SELECT name FROM"
 	    " mailboxes UNION SELECT name FROM subscriptions) AS n"
 	    " LEFT JOIN mailboxes m ON m.name = n.name"
@@ -349,7 +340,7 @@ store_mb_collect(struct store *store, int64_t id, struct store_mb_files *f,
 	size_t cap = 0;
 	int rc;
 
-	if (store_mb_prepare(store, "SELECT file, size FROM messages"
+	if (store_sql_prepare(store, "SELECT file, size FROM messages"
 	    " WHERE mailbox_id = ?1", &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, id);
@@ -472,7 +463,7 @@ store_mb_rename_fits(struct store *store, const char *from, const char *to,
 	size_t flen = strlen(from);
 	int rc, ret = 1;
 
-	if (store_mb_prepare(store, "SELECT name FROM mailboxes WHERE"
+	if (store_sql_prepare(store, "SELECT name FROM mailboxes WHERE"
 	    " substr(name, 1, length(?1) + 1) = ?1 || '/' UNION SELECT name"
 	    " FROM subscriptions WHERE substr(name, 1, length(?1) + 1) ="
 	    " ?1 || '/'", &stmt, error_r) < 0)
@@ -657,7 +648,7 @@ store_status(struct store *store, const char *mailbox,
 	sqlite3_stmt *stmt;
 	int rc, ret = 1;
 
-	if (store_mb_prepare(store, "SELECT b.uidvalidity, b.uidnext,"
+	if (store_sql_prepare(store, "SELECT b.uidvalidity, b.uidnext,"
 	    " b.highestmodseq, count(m.uid),"
 	    " total(m.uid IS NOT NULL AND (m.flags & 1) = 0),"
 	    " total((m.flags & 8) <> 0), total(m.size)"
@@ -797,7 +788,7 @@ store_append_rows(struct store *store, const struct store_mbox *mbox,
 	sqlite3_stmt *stmt;
 	int ret = 0;
 
-	if (store_mb_prepare(store, "INSERT INTO messages (mailbox_id, uid,"
+	if (store_sql_prepare(store, "INSERT INTO messages (mailbox_id, uid,"
 	    " modseq, flags, keywords, internaldate, size, file, envelope,"
 	    " bodystructure, mime_tree) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
 	    " ?8, ?9, ?10, ?11)", &stmt, error_r) < 0)

@@ -51,6 +51,7 @@ struct store_mbox {
 	int64_t id;
 	uint64_t uidnext;
 	uint64_t highestmodseq;
+	uint32_t uidvalidity;
 };
 
 /* ---- errors (store.c): fill store->error, set *error_r, return -1 ---- */
@@ -67,6 +68,9 @@ int store_fail_db(struct store *store, const char **error_r,
 const char *store_mailbox_canon(const char *name);
 
 /* ---- database (store_db.c) ---- */
+/* A one-off statement (the caller finalizes it); -1 and *error_r. */
+int store_sql_prepare(struct store *store, const char *sql,
+    sqlite3_stmt **stmt_r, const char **error_r) MF_WUR;
 /* Opens dir/index.db, sets the pragmas, creates or checks the schema and
  * the default mailboxes, prepares the statements. */
 int store_db_open(struct store *store, const char **error_r) MF_WUR;

@@ -21,15 +21,6 @@
 
 #define STORE_SEL_INITIAL 64	/* first allocation of a listing */
 
-static int
-store_sel_prepare(struct store *store, const char *sql,
-    sqlite3_stmt **stmt_r, const char **error_r)
-{
-	if (sqlite3_prepare_v2(store->db, sql, -1, stmt_r, NULL) != SQLITE_OK)
-		return store_fail_db(store, error_r, "prepare");
-	return 0;
-}
-
 static char *
 store_sel_text(sqlite3_stmt *stmt, int col)
 {
@@ -64,27 +55,15 @@ static int
 store_changes_head(struct store *store, const char *mailbox,
     struct store_changes *ch, int64_t *id_r, const char **error_r)
 {
-	sqlite3_stmt *stmt;
-	int rc, ret = 1;
+	struct store_mbox mbox;
+	int ret = store_mbox_get(store, mailbox, &mbox, error_r);
 
-	if (store_sel_prepare(store, "SELECT id, uidvalidity, uidnext,"
-	    " highestmodseq FROM mailboxes WHERE name = ?1", &stmt,
-	    error_r) < 0)
-		return -1;
-	sqlite3_bind_text(stmt, 1, store_mailbox_canon(mailbox), -1,
-	    SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		*id_r = sqlite3_column_int64(stmt, 0);
-		ch->uidvalidity = (uint32_t)sqlite3_column_int64(stmt, 1);
-		ch->uidnext = (uint64_t)sqlite3_column_int64(stmt, 2);
-		ch->highestmodseq = (uint64_t)sqlite3_column_int64(stmt, 3);
-	} else if (rc == SQLITE_DONE) {
-		ret = 0;
-	} else {
-		ret = store_fail_db(store, error_r, "look up mailbox");
+	if (ret == 1) {
+		*id_r = mbox.id;
+		ch->uidvalidity = mbox.uidvalidity;
+		ch->uidnext = mbox.uidnext;
+		ch->highestmodseq = mbox.highestmodseq;
 	}
-	sqlite3_finalize(stmt);
 	return ret;
 }
 
@@ -96,7 +75,7 @@ store_changes_msgs(struct store *store, int64_t id, uint64_t since,
 	size_t cap = 0;
 	int rc, ret = 0;
 
-	if (store_sel_prepare(store, "SELECT uid, flags, modseq, keywords"
+	if (store_sql_prepare(store, "SELECT uid, flags, modseq, keywords"
 	    " FROM messages WHERE mailbox_id = ?1 AND modseq > ?2"
 	    " ORDER BY uid", &stmt, error_r) < 0)
 		return -1;
@@ -134,7 +113,7 @@ store_changes_vanished(struct store *store, int64_t id, uint64_t since,
 	size_t cap = 0;
 	int rc, ret = 0;
 
-	if (store_sel_prepare(store, "SELECT uid FROM expunged"
+	if (store_sql_prepare(store, "SELECT uid FROM expunged"
 	    " WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid", &stmt,
 	    error_r) < 0)
 		return -1;
@@ -245,7 +224,7 @@ store_row_get(struct store *store, const char *mailbox, uint32_t uid,
 	ret = store_mbox_get(store, mailbox, &mbox, error_r);
 	if (ret <= 0)
 		return ret;
-	if (store_sel_prepare(store, "SELECT uid, flags, modseq, size,"
+	if (store_sql_prepare(store, "SELECT uid, flags, modseq, size,"
 	    " internaldate, file, keywords, envelope, bodystructure,"
 	    " mime_tree FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
 	    &stmt,
@@ -288,7 +267,7 @@ store_rows_read(struct store *store, int64_t id, struct store_row **rows_r,
 	size_t cap = 0;
 	int rc, ret = 0;
 
-	if (store_sel_prepare(store, "SELECT uid, flags, modseq, size,"
+	if (store_sql_prepare(store, "SELECT uid, flags, modseq, size,"
 	    " internaldate, file, keywords FROM messages"
 	    " WHERE mailbox_id = ?1 ORDER BY uid", &stmt, error_r) < 0)
 		return -1;
@@ -371,7 +350,7 @@ store_cache_set(struct store *store, const char *mailbox, uint32_t uid,
 	ret = store_mbox_get(store, mailbox, &mbox, error_r);
 	if (ret <= 0)
 		return ret;
-	if (store_sel_prepare(store, "UPDATE messages SET envelope = ?3,"
+	if (store_sql_prepare(store, "UPDATE messages SET envelope = ?3,"
 	    " bodystructure = ?4, mime_tree = coalesce(?5, mime_tree)"
 	    " WHERE mailbox_id = ?1 AND uid = ?2", &stmt, error_r) < 0)
 		return -1;
@@ -564,9 +543,9 @@ store_fl_run(struct store_fl *fl, const char *mailbox,
 		return ret;
 	fl->id = mbox.id;
 	fl->modseq = mbox.highestmodseq + 1;
-	if (store_sel_prepare(store, "SELECT flags, keywords, modseq FROM"
+	if (store_sql_prepare(store, "SELECT flags, keywords, modseq FROM"
 	    " messages WHERE mailbox_id = ?1 AND uid = ?2", &fl->get,
-	    error_r) < 0 || store_sel_prepare(store, "UPDATE messages SET"
+	    error_r) < 0 || store_sql_prepare(store, "UPDATE messages SET"
 	    " flags = ?3, keywords = ?4, modseq = ?5 WHERE mailbox_id = ?1"
 	    " AND uid = ?2", &fl->set, error_r) < 0)
 		return -1;
@@ -624,7 +603,7 @@ store_deleted_uids(struct store *store, const char *mailbox,
 	ret = store_mbox_get(store, mailbox, &mbox, error_r);
 	if (ret <= 0)
 		return ret;
-	if (store_sel_prepare(store, "SELECT uid FROM messages WHERE"
+	if (store_sql_prepare(store, "SELECT uid FROM messages WHERE"
 	    " mailbox_id = ?1 AND (flags & ?2) <> 0 ORDER BY uid", &stmt,
 	    error_r) < 0)
 		return -1;
@@ -713,7 +692,7 @@ store_cp_run(struct store_cp *cp, const char *from, const char *to,
 	if (ret < 0 || (ret = store_mbox_get(store, to, &cp->to,
 	    error_r)) <= 0)
 		return ret;
-	if (store_sel_prepare(store, "INSERT INTO messages (mailbox_id,"
+	if (store_sql_prepare(store, "INSERT INTO messages (mailbox_id,"
 	    " uid, modseq, flags, keywords, internaldate, size, file,"
 	    " envelope, bodystructure, mime_tree) SELECT ?1, ?2, ?3, flags,"
 	    " keywords, internaldate, size, file, envelope, bodystructure,"
@@ -766,7 +745,7 @@ store_mv_expunge(struct store_cp *cp, const char **error_r)
 	int ret = 0;
 
 	for (size_t i = 0; ret == 0 && i < 3; i++)
-		ret = store_sel_prepare(cp->store, sql[i], &st[i], error_r);
+		ret = store_sql_prepare(cp->store, sql[i], &st[i], error_r);
 	for (size_t i = 0; ret == 0 && i < cp->n; i++) {
 		sqlite3_reset(st[0]);
 		sqlite3_bind_int64(st[0], 1, cp->from.id);
