@@ -4,9 +4,11 @@
 set -eu
 what=${1:-build}
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libssl-dev
- libsqlite3-dev libinih-dev libcrypt-dev libargon2-dev openssl"
+ libsqlite3-dev libinih-dev libcrypt-dev libargon2-dev libunbound-dev
+ dns-root-data ca-certificates openssl"
 case "$what" in
-test) pkgs="$pkgs python3 python3-pytest swaks fetchmail isync clang libclang-rt-14-dev python3-dkim" ;;
+test) pkgs="$pkgs python3 python3-pytest swaks fetchmail isync clang libclang-rt-14-dev python3-dkim
+ nsd ldnsutils postfix python3-aiosmtpd" ;;
 bench) pkgs="$pkgs python3 postfix swaks dovecot-imapd" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac

@@ -8,5 +8,7 @@
 
 /* `mailfort queue list|flush|delete ID`; returns the exit status. */
 int cli_queue(const struct config *cfg, int argc, char **argv);
+/* `mailfort dns mx DOMAIN | host NAME`: what outbound delivery would use. */
+int cli_dns(const struct config *cfg, int argc, char **argv);
 
 #endif

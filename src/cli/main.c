@@ -5,7 +5,8 @@
  *   mailfort user add|del|passwd|list  accounts (postfix-accounts.cf)
  *   mailfort alias add|del|list        aliases (postfix-virtual.cf)
  *   mailfort quota set|del             quotas (dovecot-quotas.cf)
- *   mailfort queue list|flush|delete   the mail queue
+ *   mailfort queue list|show|flush|delete|bounce   the mail queue
+ *   mailfort dns mx|host               outbound DNS resolution
  *   mailfort dkim keygen|show|sign     DKIM keys and DNS records
  *   mailfort config-keys               the configuration reference
  *   mailfort version
@@ -37,9 +38,10 @@ cli_usage(void)
 	    "       passwd ADDRESS [PASSWORD] | list\n"
 	    "  alias add ALIAS TARGET | del ALIAS [TARGET] | list\n"
 	    "  quota set ADDRESS SIZE | del ADDRESS\n"
-	    "  queue list | flush | delete ID\n"
+	    "  queue list | show ID | flush | delete ID | bounce ID\n"
 	    "  dkim keygen DOMAIN [--selector S] [--force] |\n"
 	    "       show DOMAIN [--selector S] | sign DOMAIN FILE\n"
+	    "  dns mx DOMAIN | host NAME   resolve as outbound delivery does\n"
 	    "  config-keys                 print every configuration key\n"
 	    "  version\n");
 }
@@ -119,6 +121,8 @@ main(int argc, char **argv)
 		rc = cli_queue(&cfg, n, args);
 	} else if (strcmp(args[0], "dkim") == 0) {
 		rc = dkim_cli(&cfg, n, args);
+	} else if (strcmp(args[0], "dns") == 0) {
+		rc = cli_dns(&cfg, n, args);
 	} else {
 		cli_usage();
 		rc = 2;

@@ -110,6 +110,15 @@ static const struct cfg_row cfg_rows[] = {
   "and hide the client address on submission" },
 { "outbound", "mx_port", CFG_U64, "25", 1, 65535, OFF(mx_port),
   "port of remote MX hosts" },
+{ "outbound", "concurrency", CFG_U64, "100", 1, 10000,
+  OFF(out_concurrency), "outbound SMTP connections in all" },
+{ "outbound", "destination_concurrency", CFG_U64, "20", 1, 1000,
+  OFF(out_dest_concurrency), "outbound connections per destination "
+  "domain (or to the relay)" },
+{ "outbound", "connect_timeout", CFG_U64, "30", 1, 600,
+  OFF(out_connect_timeout), "seconds to wait for a TCP connection" },
+{ "outbound", "ipv6", CFG_BOOL, "yes", 0, 0, OFF(out_ipv6),
+  "also connect to IPv6 addresses (tried before IPv4)" },
 { "relay", "host", CFG_HOSTPORT, "", 0, 0, OFF(relay_host),
   "HOST:PORT of a relay host; empty: direct MX delivery" },
 { "relay", "tls", CFG_RELAY_TLS, "auto", 0, 0, OFF(relay_tls),
@@ -118,6 +127,10 @@ static const struct cfg_row cfg_rows[] = {
   "AUTH user at the relay" },
 { "relay", "password_file", CFG_PATH, "", 0, 0, OFF(relay_password_file),
   "file holding the relay password" },
+{ "relay", "verify", CFG_BOOL, "yes", 0, 0, OFF(relay_verify),
+  "the relay's certificate must verify (chain and host name)" },
+{ "relay", "ca_file", CFG_PATH, "", 0, 0, OFF(relay_ca_file),
+  "CA certificates (PEM) for the relay; empty: the system's" },
 { "dns", "resolver", CFG_HOSTPORT, "", 0, 0, OFF(dns_resolver),
   "ADDR:PORT of the DNS resolver; empty: the system's" },
 { "dns", "trust_anchor", CFG_PATH, "", 0, 0, OFF(dns_trust_anchor),
@@ -128,12 +141,17 @@ static const struct cfg_row cfg_rows[] = {
   "first retry delay, seconds" },
 { "queue", "retry_max", CFG_U64, "3600", 1, 604800, OFF(queue_retry_max),
   "longest retry delay, seconds" },
+{ "queue", "delay_warning", CFG_U64, "14400", 0, 31536000,
+  OFF(queue_delay_warning), "seconds before the sender is told that "
+  "mail is delayed (once); 0: never" },
 { "dkim", "selector", CFG_STR, "mail", 0, 0, OFF(dkim_selector),
   "DNS selector of the RSA key (SELECTOR._domainkey.DOMAIN); the "
   "Ed25519 key's is SELECTOR-ed25519" },
 { "dkim", "key_dir", CFG_PATH, "", 0, 0, OFF(dkim_key_dir),
   "DKIM keys as DOMAIN/SELECTOR.rsa.key and .ed25519.key; "
   "empty: DATA_DIR/dkim" },
+{ "dkim", "sign", CFG_BOOL, "yes", 0, 0, OFF(dkim_sign),
+  "sign mail submitted on 465/587 from local domains that have keys" },
 };
 
 const char *const listener_names[LISTENER_COUNT] = {
@@ -663,6 +681,7 @@ config_free(struct config *cfg)
 	free(cfg->relay_host);
 	free(cfg->relay_user);
 	free(cfg->relay_password_file);
+	free(cfg->relay_ca_file);
 	free(cfg->dns_resolver);
 	free(cfg->dns_trust_anchor);
 	free(cfg->dkim_selector);

@@ -79,11 +79,17 @@ struct config {
 	bool submission_privacy;
 	/* [outbound] */
 	uint64_t mx_port;
+	uint64_t out_concurrency;	/* connections in all */
+	uint64_t out_dest_concurrency;	/* connections per destination */
+	uint64_t out_connect_timeout;
+	bool out_ipv6;
 	/* [relay] */
 	char *relay_host;
 	enum relay_tls relay_tls;
 	char *relay_user;
 	char *relay_password_file;
+	bool relay_verify;
+	char *relay_ca_file;		/* "": the system's CA store */
 	/* [dns] */
 	char *dns_resolver;
 	char *dns_trust_anchor;
@@ -91,9 +97,11 @@ struct config {
 	uint64_t queue_max_lifetime;
 	uint64_t queue_retry_min;
 	uint64_t queue_retry_max;
+	uint64_t queue_delay_warning;	/* 0: off */
 	/* [dkim] */
 	char *dkim_selector;
 	char *dkim_key_dir;		/* "": DATA_DIR/dkim */
+	bool dkim_sign;
 };
 
 extern const char *const listener_names[LISTENER_COUNT];

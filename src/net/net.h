@@ -177,4 +177,104 @@ struct ipc_listener *ipc_listen(struct event_base *base, int fd,
     ipc_changed_fn *fn, void *ctx);
 void ipc_listener_free(struct ipc_listener **l);
 
+/* ---- outbound client connections (the queue runner) ---- */
+/*
+ * A client TLS context: TLS 1.2+; peers that must be verified chain to
+ * ca_file (PEM) or, when ca_file is NULL or "", to the system's CA store
+ * (Debian's ca-certificates).  NULL and *error_r on failure.
+ */
+struct tls_ctx *tls_client_ctx_new(const char *ca_file, const char **error_r);
+
+/*
+ * Connects to addr without blocking.  ops->on_ready(ctx) once connected
+ * (with tls non-NULL: implicit TLS, after the handshake); on failure or
+ * after timeout_secs, ops->on_close(ctx, why) instead (why is static text
+ * such as "connect: Connection refused", "timeout", "tls: handshake
+ * failed").  sni (or NULL) is sent in the ClientHello; with verify set the
+ * peer's certificate must chain to the CA store and match sni, or the
+ * handshake fails.  Then the connection works like a server one: reads,
+ * writes, conn_set_timeout(), conn_free().  conn_peer_addr() is addr.
+ */
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr,
+    socklen_t addr_len, unsigned timeout_secs, struct tls_ctx *tls,
+    const char *sni, bool verify, const struct conn_ops *ops, void *ctx);
+/*
+ * STARTTLS as the client, after the peer's 220: ops->on_tls(ctx) when the
+ * handshake is done, ops->on_close(ctx, "tls: ...") when it fails.
+ * Buffered input is discarded first (RFC 3207 §4.1 on the client side).
+ */
+int conn_starttls_client(struct conn *c, struct tls_ctx *tls, const char *sni,
+    bool verify) MF_WUR;
+/* Whether the peer certificate verified (chain and name); false before
+ * TLS or when verification was not asked for and failed. */
+bool conn_tls_verified(const struct conn *c);
+
+/* ---- DNS: libunbound, asynchronous on the event loop, DNSSEC on ---- */
+/*
+ * One resolver per process, on base: [dns] resolver (ADDR:PORT, a
+ * forwarder; empty: /etc/resolv.conf's and /etc/hosts) and trust_anchor
+ * (a file of DS or DNSKEY records; empty: /usr/share/dns/root.key from
+ * dns-root-data).  Answers that fail validation (bogus) are temporary
+ * failures: mail waits rather than go to a forged MX.
+ */
+struct dns;
+struct dns_query;
+
+enum dns_status {
+	DNS_OK,
+	DNS_NULL_MX,		/* RFC 7505: the domain takes no mail */
+	DNS_NOT_FOUND,		/* NXDOMAIN, or no MX and no address */
+	DNS_TEMPFAIL,		/* SERVFAIL, timeout, bogus: retry later */
+};
+
+struct dns_addr {
+	struct sockaddr_storage ss;	/* port already set */
+	socklen_t len;
+};
+
+struct dns_host {
+	char *name;		/* lower-case, no trailing dot */
+	unsigned pref;		/* MX preference; 0 for implicit MX */
+	struct dns_addr *addrs;	/* IPv6 first (when wanted), then IPv4 */
+	size_t naddrs;		/* 0: this host's lookup failed */
+	bool tempfail;		/* naddrs 0 because of a temporary failure */
+};
+
+struct dns_mx {
+	enum dns_status status;
+	char *error;		/* for logs and DSNs when status != OK */
+	bool secure;		/* the MX (or address) answer validated */
+	bool implicit;		/* no MX RRset: the domain itself (RFC 5321
+				 * §5.1) */
+	struct dns_host *hosts;	/* by preference, ties shuffled */
+	size_t nhosts;
+};
+
+/* cb gets ownership of res (dns_mx_free()). */
+typedef void dns_mx_cb(void *arg, struct dns_mx *res);
+
+struct dns *dns_new(struct event_base *base, const struct config *cfg,
+    const char **error_r);
+/* Cancels what is outstanding (no callbacks) and frees. */
+void dns_free(struct dns **d);
+/*
+ * Mail destinations of domain (A-label or U-label, no trailing dot), every
+ * address with port set: MX records in preference order, then each host's
+ * AAAA (when cfg's outbound.ipv6) and A records; no MX RRset: the domain's
+ * own addresses (implicit MX); a single "." MX: DNS_NULL_MX.  MX hosts
+ * without addresses are dropped; none left: DNS_TEMPFAIL when any lookup
+ * failed temporarily, else DNS_NOT_FOUND.  An address literal
+ * "[192.0.2.1]" or "[IPv6:2001:db8::1]" answers at once.  cb runs on the
+ * loop later, never from inside this call.
+ */
+struct dns_query *dns_resolve_mx(struct dns *d, const char *domain,
+    uint16_t port, dns_mx_cb *cb, void *arg);
+/* The addresses of one host name (or address literal) as a one-host
+ * dns_mx: the relay host. */
+struct dns_query *dns_resolve_host(struct dns *d, const char *host,
+    uint16_t port, dns_mx_cb *cb, void *arg);
+/* Cancels a query whose callback has not run; *q becomes NULL. */
+void dns_cancel(struct dns_query **q);
+void dns_mx_free(struct dns_mx **res);
+
 #endif

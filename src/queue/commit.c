@@ -82,6 +82,12 @@ commit_insert(struct queue_committer *qc, struct spool_msg *m)
 	    SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, (sqlite3_int64)m->size);
 	sqlite3_bind_int64(s, 4, m->created);
+	sqlite3_bind_int(s, 5, m->body);
+	sqlite3_bind_int(s, 6, m->smtputf8);
+	if (m->auth != NULL)
+		sqlite3_bind_text(s, 7, m->auth, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 7);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		return false;
 	s = qc->ins_rcpt;
@@ -183,7 +189,7 @@ queue_committer_new(const char *data_dir, struct pool *pool, int wake_fd,
 		return NULL;
 	}
 	if (sqlite3_prepare_v2(qc->db, "INSERT INTO message(id, sender, size,"
-	    " created) VALUES (?, ?, ?, ?)", -1, &qc->ins_msg, NULL) !=
+	    " created, body, smtputf8, auth) VALUES (?, ?, ?, ?, ?, ?, ?)", -1, &qc->ins_msg, NULL) !=
 	    SQLITE_OK || sqlite3_prepare_v2(qc->db, "INSERT INTO "
 	    "recipient(msg_id, addr, local) VALUES (?, ?, ?)", -1,
 	    &qc->ins_rcpt, NULL) != SQLITE_OK)

@@ -36,6 +36,11 @@ int spool_msg_write(struct spool_msg *m, const void *data, size_t len)
     MF_WUR;
 uint64_t spool_msg_size(const struct spool_msg *m);
 void spool_msg_set_sender(struct spool_msg *m, const char *sender);
+/* MAIL FROM's BODY= (0 7bit, 1 8BITMIME, 2 BINARYMIME) and SMTPUTF8, and
+ * the authenticated user (NULL: not submitted): outbound delivery needs
+ * them (peer extensions, DKIM signing). */
+void spool_msg_set_flags(struct spool_msg *m, int body, bool smtputf8,
+    const char *auth_user);
 /* A final recipient (after alias expansion), local or remote. */
 void spool_msg_add_rcpt(struct spool_msg *m, const char *rcpt, bool local);
 /* Throws the message away (unlinks the temporary file). */

@@ -5,6 +5,7 @@
 #define MAILFORT_QUEUE_PRIVATE_H
 
 #include <sqlite3.h>
+#include <time.h>
 
 #include "queue/queue.h"
 
@@ -24,6 +25,9 @@ struct spool_msg {
 	uint64_t size;
 	bool write_failed;
 	char *sender;
+	int body;		/* 0 7bit, 1 8bitmime, 2 binarymime */
+	bool smtputf8;
+	char *auth;		/* submitting user or NULL */
 	struct spool_rcpt *rcpts;
 	size_t rcpt_count;
 	int64_t created;
@@ -35,5 +39,45 @@ int queue_db_open(const char *data_dir, sqlite3 **db_r, const char **error_r)
 /* Flushes buffered data; -1 on error. */
 int spool_msg_flush(struct spool_msg *m) MF_WUR;
 void spool_msg_free(struct spool_msg **m);
+
+/* ---- delivery status notifications (bounce.c) ---- */
+/* One recipient a DSN reports on (RFC 3464 §2.3). */
+struct bounce_rcpt {
+	const char *addr;		/* Final-Recipient (rfc822) */
+	const char *status;		/* "5.1.1", "4.4.1" */
+	const char *remote_mta;		/* host name, or NULL */
+	const char *diagnostic;		/* the remote reply or our reason */
+	time_t last_attempt;		/* 0: none */
+};
+
+struct bounce {
+	const char *msg_id;		/* the original: its spool file */
+	const char *sender;		/* the original envelope sender,
+					 * never "" */
+	time_t arrival;			/* when we received it */
+	bool delayed;			/* a delay warning (action delayed,
+					 * will retry until retry_until),
+					 * else a failure report */
+	time_t retry_until;
+	const struct bounce_rcpt *rcpts;
+	size_t nrcpts;
+	/* where the DSN goes: the sender's final addresses, each with
+	 * whether it is local (after alias expansion) */
+	const char *const *to;
+	const bool *to_local;
+	size_t nto;
+};
+
+/*
+ * Writes a DSN (multipart/report; report-type=delivery-status: a
+ * human-readable part, message/delivery-status, and the original's header
+ * as text/rfc822-headers) from MAILER-DAEMON@hostname with envelope sender
+ * <> to the spool - fsync'd, renamed into spool/msg, directory fsync'd -
+ * and records it with its recipients in db, inside the caller's
+ * transaction.  *id_r (QUEUE_ID_LEN + 1) gets its queue id.  -1 and
+ * *error_r on failure (nothing recorded; the caller rolls back).
+ */
+int bounce_queue(const struct config *cfg, sqlite3 *db, const struct bounce *b,
+    char *id_r, const char **error_r) MF_WUR;
 
 #endif

@@ -21,18 +21,56 @@ static const char *const queue_schema =
     " id TEXT PRIMARY KEY,"
     " sender TEXT NOT NULL,"
     " size INTEGER NOT NULL,"
-    " created INTEGER NOT NULL);"
+    " created INTEGER NOT NULL,"
+    " body INTEGER NOT NULL DEFAULT 0,"	/* 0 7bit, 1 8bitmime, 2 binary */
+    " smtputf8 INTEGER NOT NULL DEFAULT 0,"
+    " auth TEXT,"			/* submitting user, NULL: relayed in */
+    " dkim TEXT,"			/* DKIM-Signature fields, once made */
+    " warned INTEGER NOT NULL DEFAULT 0);"	/* delay warning sent */
     "CREATE TABLE IF NOT EXISTS recipient ("
     " msg_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
     " addr TEXT NOT NULL,"
     " local INTEGER NOT NULL,"
-    " status INTEGER NOT NULL DEFAULT 0," /* 0 pending, 1 done, 2 failed */
+    /* 0 pending, 1 done, 2 failed (bounced), 3 to bounce (operator) */
+    " status INTEGER NOT NULL DEFAULT 0,"
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " next_try INTEGER NOT NULL DEFAULT 0,"
     " last_error TEXT,"
     " PRIMARY KEY (msg_id, addr));"
     "CREATE INDEX IF NOT EXISTS recipient_due"
     " ON recipient(status, local, next_try);";
+
+/* Columns added after version 0 of the schema: queue databases of older
+ * builds get them here (user_version 1 marks it done). */
+static const char *const queue_upgrade[] = {
+	"ALTER TABLE message ADD COLUMN body INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE message ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE message ADD COLUMN auth TEXT",
+	"ALTER TABLE message ADD COLUMN dkim TEXT",
+	"ALTER TABLE message ADD COLUMN warned INTEGER NOT NULL DEFAULT 0",
+};
+
+static int
+queue_schema_upgrade(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int version = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version != 0)
+		return version < 0 ? -1 : 0;
+	/* A fresh database has the columns already: "duplicate column" is
+	 * expected then and ignored. */
+	for (size_t i = 0; i < MF_ARRAY_LEN(queue_upgrade); i++)
+		(void)sqlite3_exec(db, queue_upgrade[i], NULL, NULL, NULL);
+	return sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL,
+	    NULL) == SQLITE_OK ? 0 : -1;
+}
 
 static int
 queue_mkdir(const char *path)
@@ -149,6 +187,7 @@ queue_db_open(const char *data_dir, sqlite3 **db_r, const char **error_r)
 	int persist = 1;
 	sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	if (sqlite3_exec(db, queue_schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    queue_schema_upgrade(db) < 0 ||
 	    sqlite3_exec(db, "PRAGMA synchronous=FULL;"
 	    "PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK) {
 		log_warnx("queue database: %s", sqlite3_errmsg(db));
@@ -250,6 +289,16 @@ spool_msg_set_sender(struct spool_msg *m, const char *sender)
 }
 
 void
+spool_msg_set_flags(struct spool_msg *m, int body, bool smtputf8,
+    const char *auth_user)
+{
+	m->body = body;
+	m->smtputf8 = smtputf8;
+	free(m->auth);
+	m->auth = auth_user != NULL ? xstrdup(auth_user) : NULL;
+}
+
+void
 spool_msg_add_rcpt(struct spool_msg *m, const char *rcpt, bool local)
 {
 	for (size_t i = 0; i < m->rcpt_count; i++)
@@ -275,6 +324,7 @@ spool_msg_free(struct spool_msg **mp)
 		free(m->rcpts[i].addr);
 	free(m->rcpts);
 	free(m->sender);
+	free(m->auth);
 	free(m->tmp_path);
 	free(m->msg_path);
 	buf_free(&m->pending);

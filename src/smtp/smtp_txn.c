@@ -507,6 +507,8 @@ smtp_end_message(struct smtp_session *s)
 	m = s->msg;
 	s->msg = NULL;
 	spool_msg_set_sender(m, s->mail.addr);
+	spool_msg_set_flags(m, (int)s->mail.body, s->mail.smtputf8,
+	    s->auth_user);
 	for (size_t i = 0; i < s->target_count; i++)
 		spool_msg_add_rcpt(m, s->rcpts[i], s->rcpt_local[i]);
 	str_lcpy(s->qid, spool_msg_id(m), sizeof(s->qid));

@@ -1,0 +1,2 @@
+/* dns.c - placeholder, being written. */
+#include "core/core.h"

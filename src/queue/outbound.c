@@ -1,0 +1,2 @@
+/* outbound.c - placeholder, being written. */
+#include "core/core.h"

@@ -1,0 +1,2 @@
+/* smtp_client.c - placeholder, being written. */
+#include "core/core.h"

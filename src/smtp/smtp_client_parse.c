@@ -1,0 +1,2 @@
+/* smtp_client_parse.c - placeholder, being written. */
+#include "core/core.h"

@@ -1,0 +1,2 @@
+#include "core/test.h"
+int main(void) { return 0; }
