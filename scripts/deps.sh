@@ -8,7 +8,7 @@ pkgs="build-essential meson ninja-build pkg-config libevent-dev libssl-dev
  dns-root-data ca-certificates openssl"
 case "$what" in
 test) pkgs="$pkgs python3 python3-pytest swaks fetchmail isync clang libclang-rt-14-dev python3-dkim
- nsd ldnsutils postfix python3-aiosmtpd" ;;
+ nsd ldnsutils postfix python3-aiosmtpd python3-dnspython" ;;
 bench) pkgs="$pkgs python3 postfix swaks dovecot-imapd" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac

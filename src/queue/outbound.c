@@ -1,2 +1,1507 @@
-/* outbound.c - placeholder, being written. */
-#include "core/core.h"
+/*
+ * outbound.c - remote delivery: the queue runner's second thread.
+ *
+ * One event loop (libevent) with the DNS resolver (libunbound) and the
+ * SMTP client connections.  Every OB_TICK_MS it takes due remote
+ * recipients from the queue and files them as jobs under their
+ * destination: the recipient's domain (MX delivery on [outbound] mx_port)
+ * or the relay host.  A job is one message and up to OB_JOB_RCPTS of its
+ * recipients for that destination: one SMTP transaction.  A destination
+ * runs up to outbound.destination_concurrency connections (all of them
+ * together up to outbound.concurrency); a connection that finished a job
+ * takes the next one of its destination (connection reuse) and quits when
+ * none is left.
+ *
+ * Results are recorded in the queue database once per loop turn (one
+ * transaction and one fsync for everything that finished meanwhile, as
+ * the committers do), and a connection starts its next transaction only
+ * after its last one is recorded: a runner killed at any point sends no
+ * message twice after the peer's final 250 was recorded, and loses none
+ * (what was not recorded is still pending and goes again).  The window
+ * between the peer's 250 and our commit is one loop turn: a crash exactly
+ * there repeats that delivery (RFC 1047), never loses it.
+ *
+ * 2xx: done.  5xx: failed, the sender gets one DSN per message and
+ * attempt.  4xx and connection failures: retried after retry_min,
+ * doubling up to retry_max, until queue.max_lifetime, then failed (4.4.7).
+ * A delay warning goes out once after queue.delay_warning.  Null MX and
+ * non-existent domains fail at once.  Nothing is ever sent to <>.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "dkim/dkim.h"
+#include "net/net.h"
+#include "queue/queue_private.h"
+#include "smtp/smtp.h"
+
+#define OB_TICK_MS 500		/* look for due work this often */
+#define OB_LOAD_MAX 2000	/* recipients read per look */
+#define OB_INFLIGHT_MAX 20000	/* recipients held in memory */
+#define OB_JOB_RCPTS 50		/* recipients per transaction */
+#define OB_REUSE_MAX 100	/* transactions per connection */
+#define OB_ADDR_TRIES 5		/* addresses tried per connection */
+#define OB_STOP_WAIT_MS 10000	/* graceful stop: finish transactions */
+#define OB_HASH_SIZE 4096
+#define OB_DKIM_RECHECK 60	/* seconds before a missing key is sought
+				 * again */
+#define OB_HEADER_PEEK (64 * 1024)
+
+struct ob;
+struct ob_dest;
+
+struct ob_rcpt {
+	char *addr;
+	int attempts;
+	bool bounce_now;	/* status 3: the operator said bounce */
+};
+
+struct ob_job {
+	char id[QUEUE_ID_LEN + 1];
+	char *sender;
+	uint64_t size;
+	int64_t created;
+	int body;
+	bool smtputf8;
+	bool warned;
+	char *auth;
+	char *dkim;		/* DKIM-Signature fields cached in the queue */
+	struct ob_rcpt *rcpts[OB_JOB_RCPTS];
+	size_t nrcpts;
+	struct ob_dest *dest;
+	struct ob_job *next;
+};
+
+struct ob_result;
+
+/* One connection attempt chain and, once up, its transactions. */
+struct ob_conn {
+	struct ob *ob;
+	struct ob_dest *dest;
+	struct dns_query *q;
+	struct dns_mx *mx;
+	size_t host_i, addr_i;	/* next address to try */
+	size_t cur_host, cur_addr;	/* the one tried last */
+	unsigned tries;
+	bool plaintext_retry;	/* MAY's handshake failed: same address */
+	struct smtpc *c;
+	char *host;		/* peer name of the current attempt */
+	char addr_text[64], port_text[8];
+	bool ready;
+	unsigned txns;
+	struct ob_job *job;	/* in a transaction */
+	struct smtpc_txn txn;
+	const char **rcpt_list;
+	int fd;
+	struct buf prefix;
+	bool waiting_commit;	/* its last result is not recorded yet */
+	char *last_error;	/* why the last address failed */
+	char last_status[16];
+	struct ob_conn *next;
+};
+
+struct ob_dest {
+	char *name;		/* domain, or "" for the relay */
+	struct ob_job *head, *tail;
+	size_t njobs;
+	unsigned active;	/* connections */
+	unsigned limit;		/* connections allowed now: lowered when
+				 * some fail while others work */
+	bool worked;		/* a connection got ready */
+	struct ob_dest *next;
+};
+
+/* A recipient's outcome, waiting for the next commit. */
+struct ob_result {
+	struct ob_job *job;	/* shared; freed with the last result */
+	struct ob_rcpt *rcpt;
+	int code;		/* 2xx done, 4xx deferred, 5xx failed */
+	char status[16];
+	char *text;
+	char *remote;		/* MX host or NULL (for DSNs) */
+	char *via;		/* host[addr] and TLS (for logs) */
+	struct ob_result *next;
+};
+
+struct ob_dkim_keys {
+	char *domain;
+	struct dkim_key *keys[DKIM_ALG_COUNT];
+	size_t n;
+	time_t loaded;
+	struct ob_dkim_keys *next;
+};
+
+/* A recipient in memory, keyed by its message id and address. */
+struct ob_key {
+	char id[QUEUE_ID_LEN + 1];
+	struct ob_rcpt *rcpt;
+	struct ob_key *next;
+};
+
+struct ob {
+	const struct config *cfg;
+	volatile int *stop;
+	struct event_base *base;
+	struct event *tick, *flush;
+	struct dns *dns;
+	struct tls_ctx *tls, *relay_tls;
+	struct accounts *acc;
+	char *relay_host;	/* parsed [relay] host */
+	uint16_t relay_port;
+	enum smtpc_tls relay_mode;
+	char *relay_password;
+	sqlite3 *db;
+	sqlite3_stmt *due, *done, *fail, *defer, *left, *del, *warned,
+	    *set_dkim;
+	struct ob_dest *dests;
+	struct ob_conn *conns;
+	unsigned nconns;
+	size_t inflight;
+	struct ob_key *keys[OB_HASH_SIZE];	/* the in-flight set */
+	struct ob_result *results, *results_tail;
+	struct ob_dkim_keys *dkim;
+	bool stopping;
+	uint64_t stop_at;
+	pthread_t thread;
+};
+
+static void ob_conn_next(struct ob_conn *oc);
+static void ob_kick(struct ob *ob);
+static void ob_conn_end(struct ob_conn *oc);
+
+/* ---- the in-flight set: recipients held in memory ---- */
+
+static unsigned
+ob_hash(const char *id, const char *addr)
+{
+	unsigned h = 5381;
+
+	for (const char *p = id; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	for (const char *p = addr; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	return h % OB_HASH_SIZE;
+}
+
+static bool
+ob_inflight_has(const struct ob *ob, const char *id, const char *addr)
+{
+	for (struct ob_key *k = ob->keys[ob_hash(id, addr)]; k != NULL;
+	    k = k->next)
+		if (strcmp(k->id, id) == 0 && strcmp(k->rcpt->addr, addr) == 0)
+			return true;
+	return false;
+}
+
+static void
+ob_inflight_add(struct ob *ob, const char *id, struct ob_rcpt *r)
+{
+	struct ob_key *k = xmalloc(sizeof(*k));
+	unsigned h = ob_hash(id, r->addr);
+
+	str_lcpy(k->id, id, sizeof(k->id));
+	k->rcpt = r;
+	k->next = ob->keys[h];
+	ob->keys[h] = k;
+	ob->inflight++;
+}
+
+static void
+ob_inflight_del(struct ob *ob, const char *id, struct ob_rcpt *r)
+{
+	struct ob_key **kp = &ob->keys[ob_hash(id, r->addr)];
+
+	for (; *kp != NULL; kp = &(*kp)->next) {
+		if ((*kp)->rcpt == r) {
+			struct ob_key *k = *kp;
+			*kp = k->next;
+			free(k);
+			ob->inflight--;
+			return;
+		}
+	}
+}
+
+/* ---- helpers ---- */
+
+static const char *
+ob_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at != NULL ? at + 1 : "";
+}
+
+static bool
+ob_is_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+static char *
+ob_spool_path(const struct ob *ob, const char *id)
+{
+	return xasprintf("%s/spool/msg/%s", ob->cfg->data_dir, id);
+}
+
+/* retry_min, doubling per attempt, at most retry_max. */
+static int64_t
+ob_backoff(const struct config *cfg, int attempts)
+{
+	uint64_t d = cfg->queue_retry_min;
+
+	for (int i = 1; i < attempts && d < cfg->queue_retry_max; i++)
+		d *= 2;
+	return (int64_t)(d < cfg->queue_retry_max ? d : cfg->queue_retry_max);
+}
+
+static void
+ob_job_free(struct ob_job *j)
+{
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		if (j->rcpts[i] != NULL) {
+			free(j->rcpts[i]->addr);
+			free(j->rcpts[i]);
+		}
+	}
+	free(j->sender);
+	free(j->auth);
+	free(j->dkim);
+	free(j);
+}
+
+/* ---- recording outcomes ---- */
+
+static void
+ob_result_add(struct ob *ob, struct ob_job *j, size_t i, int code,
+    const char *status, const char *text, const char *remote,
+    const char *via)
+{
+	struct ob_result *r = xcalloc(1, sizeof(*r));
+
+	r->job = j;
+	r->rcpt = j->rcpts[i];
+	r->code = code;
+	str_lcpy(r->status, status, sizeof(r->status));
+	r->text = xstrdup(text != NULL ? text : "");
+	r->remote = remote != NULL ? xstrdup(remote) : NULL;
+	r->via = via != NULL ? xstrdup(via) : NULL;
+	if (ob->results_tail != NULL)
+		ob->results_tail->next = r;
+	else
+		ob->results = r;
+	ob->results_tail = r;
+	event_active(ob->flush, EV_WRITE, 0);
+}
+
+/* Every recipient of j gets the same outcome. */
+static void
+ob_job_result(struct ob *ob, struct ob_job *j, int code, const char *status,
+    const char *text, const char *remote)
+{
+	for (size_t i = 0; i < j->nrcpts; i++)
+		ob_result_add(ob, j, i, code, status, text, remote, NULL);
+}
+
+static int
+ob_step(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/*
+ * Where a DSN for sender goes: local addresses resolve through the
+ * accounts (aliases, catch-all), remote ones go as they are.  Returns the
+ * count (0: nowhere).
+ */
+static size_t
+ob_dsn_targets(struct ob *ob, const char *sender, char ***to_r,
+    bool **local_r)
+{
+	char **t = NULL;
+	size_t n;
+
+	if (config_is_local_domain(ob->cfg, ob_domain(sender))) {
+		accounts_refresh(ob->acc);
+		n = accounts_resolve(ob->acc, sender,
+		    ob->cfg->subaddress_delimiter, &t);
+	} else {
+		t = xcalloc(2, sizeof(*t));
+		t[0] = xstrdup(sender);
+		n = 1;
+	}
+	*local_r = xcalloc(n + 1, sizeof(bool));
+	for (size_t i = 0; i < n; i++)
+		(*local_r)[i] = config_is_local_domain(ob->cfg,
+		    ob_domain(t[i])) && accounts_user_exists(ob->acc, t[i]);
+	*to_r = t;
+	return n;
+}
+
+/* One DSN for the results [first, last] of one job that are of kind
+ * (failed or delayed). */
+static void
+ob_dsn(struct ob *ob, struct ob_job *j, struct ob_result *first,
+    struct ob_result *end, bool delayed)
+{
+	struct bounce_rcpt br[OB_JOB_RCPTS];
+	struct bounce b = { 0 };
+	char id[QUEUE_ID_LEN + 1], **to = NULL;
+	bool *to_local = NULL;
+	const char *err;
+	size_t n = 0, nto;
+	time_t now = time(NULL);
+
+	for (struct ob_result *r = first; r != end; r = r->next) {
+		bool failed = r->code >= 500;
+		if (r->job != j || failed == delayed || n == OB_JOB_RCPTS ||
+		    (delayed && r->code < 400))
+			continue;
+		br[n].addr = r->rcpt->addr;
+		br[n].status = r->status;
+		br[n].remote_mta = r->remote;
+		br[n].diagnostic = r->text;
+		br[n].last_attempt = now;
+		n++;
+	}
+	if (n == 0)
+		return;
+	if (j->sender[0] == '\0') {
+		log_info("%s no %s notice: the sender is <>", j->id,
+		    delayed ? "delay" : "bounce");
+		return;
+	}
+	nto = ob_dsn_targets(ob, j->sender, &to, &to_local);
+	if (nto == 0) {
+		log_warnx("%s no %s notice: sender <%s> is unknown", j->id,
+		    delayed ? "delay" : "bounce", j->sender);
+		accounts_targets_free(&to);
+		free(to_local);
+		return;
+	}
+	b.msg_id = j->id;
+	b.sender = j->sender;
+	b.arrival = (time_t)j->created;
+	b.delayed = delayed;
+	b.retry_until = (time_t)(j->created +
+	    (int64_t)ob->cfg->queue_max_lifetime);
+	b.rcpts = br;
+	b.nrcpts = n;
+	b.to = (const char *const *)to;
+	b.to_local = to_local;
+	b.nto = nto;
+	if (bounce_queue(ob->cfg, ob->db, &b, id, &err) < 0)
+		log_warnx("%s cannot queue %s notice to <%s>: %s", j->id,
+		    delayed ? "delay" : "bounce", j->sender, err);
+	else
+		log_info("%s sender notified: %s, notice %s to=<%s>", j->id,
+		    delayed ? "delayed" : "bounced", id, j->sender);
+	accounts_targets_free(&to);
+	free(to_local);
+}
+
+/* Deletes the message when nothing of it is pending; true when its spool
+ * file may go after the commit. */
+static bool
+ob_finish_msg(struct ob *ob, const char *id)
+{
+	int64_t left = 1;
+
+	sqlite3_bind_text(ob->left, 1, id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(ob->left) == SQLITE_ROW)
+		left = sqlite3_column_int64(ob->left, 0);
+	sqlite3_reset(ob->left);
+	if (left != 0)
+		return false;
+	sqlite3_bind_text(ob->del, 1, id, -1, SQLITE_TRANSIENT);
+	return ob_step(ob->del) == 0;
+}
+
+static void
+ob_log_result(struct ob *ob, struct ob_result *r, const char *what)
+{
+	log_info("%s to=<%s> relay=%s delay=%llds dsn=%s status=%s (%s)",
+	    r->job->id, r->rcpt->addr, r->via ? r->via : "none",
+	    (long long)(time(NULL) - r->job->created), r->status, what,
+	    r->text);
+}
+
+/* Writes one result row; returns what the recipient became. */
+static const char *
+ob_record_one(struct ob *ob, struct ob_result *r, time_t now)
+{
+	struct ob_job *j = r->job;
+	sqlite3_stmt *s;
+
+	if (r->code >= 200 && r->code < 300) {
+		s = ob->done;
+		sqlite3_bind_text(s, 1, j->id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(s, 2, r->rcpt->addr, -1, SQLITE_TRANSIENT);
+		if (ob_step(s) < 0)
+			return NULL;
+		return "sent";
+	}
+	if (r->code < 500 && now - j->created <
+	    (int64_t)ob->cfg->queue_max_lifetime) {
+		int64_t next = now + ob_backoff(ob->cfg, r->rcpt->attempts + 1);
+		int64_t end = j->created + (int64_t)ob->cfg->queue_max_lifetime;
+		s = ob->defer;
+		sqlite3_bind_int64(s, 1, next < end ? next : end);
+		sqlite3_bind_text(s, 2, r->text, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(s, 3, j->id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(s, 4, r->rcpt->addr, -1, SQLITE_TRANSIENT);
+		if (ob_step(s) < 0)
+			return NULL;
+		return "deferred";
+	}
+	if (r->code < 500) {
+		/* Given up: a failure now, with the last reason kept. */
+		char *t = xasprintf("delivery time expired; last error: %s",
+		    r->text);
+		free(r->text);
+		r->text = t;
+		r->code = 550;
+		str_lcpy(r->status, "4.4.7", sizeof(r->status));
+	}
+	s = ob->fail;
+	sqlite3_bind_text(s, 1, r->text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, j->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, r->rcpt->addr, -1, SQLITE_TRANSIENT);
+	if (ob_step(s) < 0)
+		return NULL;
+	return "bounced";
+}
+
+static void
+ob_unlink_spool(struct ob *ob, const char *id)
+{
+	char *path = ob_spool_path(ob, id);
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("unlink %s", path);
+	free(path);
+}
+
+/* The connections whose result was just recorded go on. */
+static void
+ob_resume_conns(struct ob *ob)
+{
+	for (struct ob_conn *oc = ob->conns; oc != NULL; oc = oc->next) {
+		if (oc->waiting_commit) {
+			oc->waiting_commit = false;
+			ob_conn_next(oc);
+		}
+	}
+}
+
+/*
+ * Records everything that finished since the last turn in one
+ * transaction: rows, DSNs, delay warnings, finished messages.  Only
+ * after COMMIT do spool files go and connections take their next job.
+ */
+static void
+ob_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct ob *ob = arg;
+	struct ob_result *list = ob->results, *r, *n;
+	char (*gone)[QUEUE_ID_LEN + 1];
+	size_t ngone = 0, cap = 0;
+	time_t now = time(NULL);
+	bool ok;
+
+	if (list == NULL) {
+		ob_resume_conns(ob);
+		return;
+	}
+	ob->results = ob->results_tail = NULL;
+	for (r = list; r != NULL; r = r->next)
+		cap++;
+	gone = xcalloc(cap, sizeof(*gone));
+	ok = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
+	    SQLITE_OK;
+	for (r = list; r != NULL && ok; r = r->next) {
+		const char *became = ob_record_one(ob, r, now);
+		if (became == NULL) {
+			ok = false;
+			break;
+		}
+		ob_log_result(ob, r, became);
+	}
+	/* Per job: one bounce for its failures, one warning for its delays
+	 * when the message is old enough and was not warned yet. */
+	for (r = list; r != NULL && ok; r = r->next) {
+		bool first = true;
+		for (struct ob_result *p = list; p != r; p = p->next)
+			if (p->job == r->job)
+				first = false;
+		if (!first)
+			continue;
+		ob_dsn(ob, r->job, r, NULL, false);
+		if (ob->cfg->queue_delay_warning > 0 && !r->job->warned &&
+		    now - r->job->created >=
+		    (int64_t)ob->cfg->queue_delay_warning) {
+			bool any = false;
+			for (struct ob_result *p = r; p != NULL; p = p->next)
+				any |= p->job == r->job && p->code >= 400 &&
+				    p->code < 500;
+			/* once per message, whatever its destinations */
+			sqlite3_bind_text(ob->warned, 1, r->job->id, -1,
+			    SQLITE_TRANSIENT);
+			if (any && ob_step(ob->warned) == 0 &&
+			    sqlite3_changes(ob->db) > 0)
+				ob_dsn(ob, r->job, r, NULL, true);
+			r->job->warned = true;
+		}
+		if (ob_finish_msg(ob, r->job->id))
+			str_lcpy(gone[ngone++], r->job->id, sizeof(gone[0]));
+	}
+	if (ok && sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		ok = false;
+	if (!ok) {
+		/* Nothing recorded.  The outcomes stay in memory and the
+		 * recipients in flight (never sent again meanwhile); the next
+		 * tick tries to record them again.  DSN files written in the
+		 * rolled-back transaction are orphans the next start removes. */
+		log_warnx("queue: cannot record deliveries (will retry): %s",
+		    sqlite3_errmsg(ob->db));
+		sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+		free(gone);
+		if (ob->results_tail != NULL) {
+			for (r = list; r->next != NULL; r = r->next)
+				;
+			r->next = ob->results;
+			ob->results = list;
+		} else {
+			ob->results = list;
+			for (r = list; r->next != NULL; r = r->next)
+				;
+			ob->results_tail = r;
+		}
+		return;
+	}
+	for (size_t i = 0; i < ngone; i++)
+		ob_unlink_spool(ob, gone[i]);
+	free(gone);
+	/* Forget the recipients; a job goes with its last one. */
+	for (r = list; r != NULL; r = n) {
+		struct ob_job *j = r->job;
+		n = r->next;
+		for (size_t i = 0; i < j->nrcpts; i++) {
+			if (j->rcpts[i] == r->rcpt) {
+				ob_inflight_del(ob, j->id, r->rcpt);
+				free(r->rcpt->addr);
+				free(r->rcpt);
+				j->rcpts[i] = NULL;
+			}
+		}
+		bool empty = true;
+		for (size_t i = 0; i < j->nrcpts; i++)
+			empty &= j->rcpts[i] == NULL;
+		if (empty)
+			ob_job_free(j);
+		free(r->text);
+		free(r->remote);
+		free(r->via);
+		free(r);
+	}
+	ob_resume_conns(ob);
+	ob_kick(ob);
+}
+
+/* ---- DKIM ---- */
+
+static struct ob_dkim_keys *
+ob_dkim_keys(struct ob *ob, const char *domain)
+{
+	struct ob_dkim_keys *k;
+	char *dir, *path = NULL;
+	const char *err;
+	time_t now = time(NULL);
+
+	for (k = ob->dkim; k != NULL; k = k->next)
+		if (strcasecmp(k->domain, domain) == 0)
+			break;
+	if (k != NULL && (k->n > 0 || now - k->loaded < OB_DKIM_RECHECK))
+		return k;
+	if (k == NULL) {
+		k = xcalloc(1, sizeof(*k));
+		k->domain = xstrdup(domain);
+		k->next = ob->dkim;
+		ob->dkim = k;
+	}
+	k->loaded = now;
+	dir = dkim_key_dir(ob->cfg);
+	if (dkim_keys_load(dir, domain, ob->cfg->dkim_selector, k->keys,
+	    &k->n, &path, &err) < 0) {
+		log_warnx("dkim: %s: %s (mail from %s goes unsigned)",
+		    path ? path : domain, err, domain);
+		k->n = 0;
+	}
+	free(path);
+	free(dir);
+	return k;
+}
+
+/*
+ * The DKIM-Signature fields for a message submitted by a local user from
+ * a local domain with keys: made once, kept in the queue so that every
+ * destination and retry sends the same bytes.
+ */
+static void
+ob_dkim_prepare(struct ob *ob, struct ob_job *j)
+{
+	const char *domain = ob_domain(j->sender), *err;
+	struct ob_dkim_keys *k;
+	struct dkim_signer *s;
+	struct buf out;
+	char chunk[65536];
+	char *path;
+	ssize_t n;
+	int fd;
+
+	if (j->dkim != NULL || j->auth == NULL || !ob->cfg->dkim_sign ||
+	    !config_is_local_domain(ob->cfg, domain))
+		return;
+	k = ob_dkim_keys(ob, domain);
+	if (k->n == 0)
+		return;
+	path = ob_spool_path(ob, j->id);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return;
+	s = dkim_signer_new(domain, ob->cfg->dkim_selector, k->keys, k->n,
+	    NULL);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		dkim_signer_feed(s, chunk, (size_t)n);
+	close(fd);
+	buf_init(&out, 0);
+	if (n < 0 || dkim_signer_finish(s, time(NULL), &out, &err) < 0) {
+		log_warnx("%s dkim: not signed: %s", j->id,
+		    n < 0 ? "read error" : err);
+	} else {
+		j->dkim = xstrndup((const char *)out.data, out.len);
+		sqlite3_bind_text(ob->set_dkim, 1, j->dkim, -1,
+		    SQLITE_TRANSIENT);
+		sqlite3_bind_text(ob->set_dkim, 2, j->id, -1, SQLITE_TRANSIENT);
+		if (ob_step(ob->set_dkim) < 0)
+			log_warnx("queue: %s", sqlite3_errmsg(ob->db));
+		log_info("%s dkim: signed d=%s s=%s keys=%zu", j->id, domain,
+		    ob->cfg->dkim_selector, k->n);
+	}
+	buf_free(&out);
+	dkim_signer_free(&s);
+}
+
+/* Does this message need SMTPUTF8 of the peer?  Only when it was received
+ * with SMTPUTF8 and its envelope or header really holds UTF-8 (RFC 6531
+ * §3.2: otherwise it may go as a plain message). */
+static bool
+ob_needs_utf8(struct ob *ob, const struct ob_job *j)
+{
+	char buf[OB_HEADER_PEEK], *path;
+	ssize_t n;
+	int fd;
+
+	if (!j->smtputf8)
+		return false;
+	if (!ob_is_ascii(j->sender))
+		return true;
+	for (size_t i = 0; i < j->nrcpts; i++)
+		if (j->rcpts[i] != NULL && !ob_is_ascii(j->rcpts[i]->addr))
+			return true;
+	path = ob_spool_path(ob, j->id);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return true;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	char *end = strstr(buf, "\r\n\r\n");
+	if (end != NULL)
+		*end = '\0';
+	for (ssize_t i = 0; i < n && buf[i] != '\0'; i++)
+		if ((unsigned char)buf[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/* ---- connections ---- */
+
+static void ob_on_ready(void *arg);
+static void ob_on_txn_done(void *arg, struct smtpc_txn *t);
+static void ob_on_close(void *arg, const struct smtpc_reply *why,
+    bool tls_failed);
+
+static const struct smtpc_ops ob_smtpc_ops = {
+	.on_ready = ob_on_ready,
+	.on_txn_done = ob_on_txn_done,
+	.on_close = ob_on_close,
+};
+
+static bool
+ob_is_relay(const struct ob_dest *d)
+{
+	return d->name[0] == '\0';
+}
+
+static void
+ob_set_error(struct ob_conn *oc, const char *status, const char *fmt, ...)
+    MF_PRINTF(3, 4);
+
+static void
+ob_set_error(struct ob_conn *oc, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	free(oc->last_error);
+	oc->last_error = s != NULL ? s : xstrdup("error");
+	str_lcpy(oc->last_status, status, sizeof(oc->last_status));
+}
+
+/* Defers (or fails) every queued job of the connection's destination:
+ * the destination cannot be reached now. */
+static void
+ob_dest_fail_all(struct ob_conn *oc, int code)
+{
+	struct ob_dest *d = oc->dest;
+	struct ob_job *j;
+
+	while ((j = d->head) != NULL) {
+		d->head = j->next;
+		d->njobs--;
+		j->next = NULL;
+		ob_job_result(oc->ob, j, code, oc->last_status,
+		    oc->last_error, NULL);
+	}
+	d->tail = NULL;
+}
+
+/* Tries the next address of the resolved hosts; false when none is left. */
+static bool
+ob_conn_try(struct ob_conn *oc)
+{
+	struct ob *ob = oc->ob;
+	struct smtpc_params p = { 0 };
+	const struct dns_addr *a = NULL;
+
+	if (oc->plaintext_retry) {
+		a = &oc->mx->hosts[oc->cur_host].addrs[oc->cur_addr];
+	} else {
+		while (oc->host_i < oc->mx->nhosts && a == NULL) {
+			struct dns_host *h = &oc->mx->hosts[oc->host_i];
+			if (oc->addr_i < h->naddrs) {
+				a = &h->addrs[oc->addr_i];
+				break;
+			}
+			if (h->naddrs == 0 && oc->last_error == NULL)
+				ob_set_error(oc, "4.4.3", "no address for %s",
+				    h->name);
+			oc->host_i++;
+			oc->addr_i = 0;
+		}
+		if (a == NULL || oc->tries >= OB_ADDR_TRIES)
+			return false;
+		oc->tries++;
+		oc->cur_host = oc->host_i;
+		oc->cur_addr = oc->addr_i;
+	}
+	free(oc->host);
+	oc->host = xstrdup(oc->mx->hosts[oc->cur_host].name);
+	if (getnameinfo((const struct sockaddr *)&a->ss, a->len, oc->addr_text,
+	    sizeof(oc->addr_text), oc->port_text, sizeof(oc->port_text),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		str_lcpy(oc->addr_text, "?", sizeof(oc->addr_text));
+		str_lcpy(oc->port_text, "?", sizeof(oc->port_text));
+	}
+	p.helo = ob->cfg->hostname;
+	p.peer_name = oc->host;
+	p.connect_timeout = (unsigned)ob->cfg->out_connect_timeout;
+	if (ob_is_relay(oc->dest)) {
+		p.tls = ob->relay_mode;
+		p.tls_ctx = ob->relay_tls;
+		p.verify = ob->cfg->relay_verify;
+		if (ob->cfg->relay_user[0] != '\0') {
+			p.auth_user = ob->cfg->relay_user;
+			p.auth_password = ob->relay_password;
+		}
+	} else {
+		p.tls = oc->plaintext_retry ? SMTPC_TLS_NONE : SMTPC_TLS_MAY;
+		p.tls_ctx = ob->tls;
+	}
+	oc->ready = false;
+	if (!oc->plaintext_retry)
+		oc->addr_i++;
+	oc->c = smtpc_connect(ob->base, (const struct sockaddr *)&a->ss,
+	    a->len, &p, &ob_smtpc_ops, oc);
+	return true;
+}
+
+static void
+ob_on_dns(void *arg, struct dns_mx *mx)
+{
+	struct ob_conn *oc = arg;
+	struct ob_dest *d = oc->dest;
+
+	oc->q = NULL;
+	oc->mx = mx;
+	switch (mx->status) {
+	case DNS_OK:
+		if (ob_conn_try(oc))
+			return;
+		if (oc->last_error == NULL)
+			ob_set_error(oc, "4.4.3", "no usable address for %s",
+			    ob_is_relay(d) ? oc->ob->relay_host : d->name);
+		ob_dest_fail_all(oc, 451);
+		break;
+	case DNS_NULL_MX:
+	case DNS_NOT_FOUND:
+		if (ob_is_relay(d)) {
+			/* our own configuration: wait, don't bounce */
+			ob_set_error(oc, "4.4.3", "relay host %s: %s",
+			    oc->ob->relay_host, mx->error ? mx->error :
+			    "not found");
+			ob_dest_fail_all(oc, 451);
+			break;
+		}
+		if (mx->status == DNS_NOT_FOUND) {
+			ob_set_error(oc, "5.1.2", "Host or domain name not "
+			    "found: %s", mx->error ? mx->error : d->name);
+			ob_dest_fail_all(oc, 550);
+			break;
+		}
+		ob_set_error(oc, "5.1.10", "%s", mx->error ? mx->error :
+		    "domain does not accept mail (null MX)");
+		ob_dest_fail_all(oc, 556);
+		break;
+	case DNS_TEMPFAIL:
+		ob_set_error(oc, "4.4.3", "DNS: %s", mx->error ? mx->error :
+		    "temporary failure");
+		ob_dest_fail_all(oc, 451);
+		break;
+	}
+	ob_conn_end(oc);
+}
+
+static void
+ob_conn_start(struct ob *ob, struct ob_dest *d)
+{
+	struct ob_conn *oc = xcalloc(1, sizeof(*oc));
+
+	oc->ob = ob;
+	oc->dest = d;
+	oc->fd = -1;
+	buf_init(&oc->prefix, 0);
+	oc->next = ob->conns;
+	ob->conns = oc;
+	ob->nconns++;
+	d->active++;
+	if (ob_is_relay(d))
+		oc->q = dns_resolve_host(ob->dns, ob->relay_host, ob->relay_port,
+		    ob_on_dns, oc);
+	else
+		oc->q = dns_resolve_mx(ob->dns, d->name,
+		    (uint16_t)ob->cfg->mx_port, ob_on_dns, oc);
+}
+
+static void
+ob_dest_free_if_idle(struct ob *ob, struct ob_dest *d)
+{
+	struct ob_dest **dp;
+
+	if (d->active > 0 || d->head != NULL)
+		return;
+	for (dp = &ob->dests; *dp != NULL; dp = &(*dp)->next) {
+		if (*dp == d) {
+			*dp = d->next;
+			free(d->name);
+			free(d);
+			return;
+		}
+	}
+}
+
+/* The connection is over: unlink and free it, let others start. */
+static void
+ob_conn_end(struct ob_conn *oc)
+{
+	struct ob *ob = oc->ob;
+	struct ob_conn **cp;
+
+	for (cp = &ob->conns; *cp != NULL; cp = &(*cp)->next) {
+		if (*cp == oc) {
+			*cp = oc->next;
+			break;
+		}
+	}
+	ob->nconns--;
+	oc->dest->active--;
+	if (oc->q != NULL)
+		dns_cancel(&oc->q);
+	smtpc_free(&oc->c);
+	dns_mx_free(&oc->mx);
+	if (oc->fd >= 0)
+		close(oc->fd);
+	buf_free(&oc->prefix);
+	free(oc->rcpt_list);
+	free(oc->host);
+	free(oc->last_error);
+	ob_dest_free_if_idle(ob, oc->dest);
+	free(oc);
+	ob_kick(ob);
+}
+
+/* Starts the next job on a ready connection, or quits. */
+static void
+ob_conn_next(struct ob_conn *oc)
+{
+	struct ob *ob = oc->ob;
+	struct ob_dest *d = oc->dest;
+	struct ob_job *j;
+	char *path;
+	struct stat sb;
+
+	while (oc->c != NULL && oc->ready && oc->job == NULL &&
+	    !oc->waiting_commit) {
+		if (d->head == NULL || oc->txns >= OB_REUSE_MAX ||
+		    ob->stopping) {
+			smtpc_quit(oc->c);
+			oc->ready = false;
+			return;
+		}
+		j = d->head;
+		d->head = j->next;
+		if (d->head == NULL)
+			d->tail = NULL;
+		d->njobs--;
+		j->next = NULL;
+		path = ob_spool_path(ob, j->id);
+		oc->fd = open(path, O_RDONLY | O_CLOEXEC);
+		free(path);
+		if (oc->fd < 0 || fstat(oc->fd, &sb) < 0) {
+			/* Deleted by the operator meanwhile, or worse. */
+			log_warnx("%s cannot open spool file: %s", j->id,
+			    strerror(errno));
+			if (oc->fd >= 0)
+				close(oc->fd);
+			oc->fd = -1;
+			ob_job_result(ob, j, 451, "4.3.0",
+			    "spool file unreadable", NULL);
+			continue;
+		}
+		ob_dkim_prepare(ob, j);
+		buf_reset(&oc->prefix);
+		if (j->dkim != NULL)
+			buf_add(&oc->prefix, j->dkim, strlen(j->dkim));
+		free(oc->rcpt_list);
+		oc->rcpt_list = xcalloc(j->nrcpts + 1, sizeof(char *));
+		for (size_t i = 0; i < j->nrcpts; i++)
+			oc->rcpt_list[i] = j->rcpts[i]->addr;
+		memset(&oc->txn, 0, sizeof(oc->txn));
+		oc->txn.sender = j->sender;
+		oc->txn.rcpts = oc->rcpt_list;
+		oc->txn.nrcpts = j->nrcpts;
+		oc->txn.fd = oc->fd;
+		oc->txn.size = (uint64_t)sb.st_size + oc->prefix.len;
+		oc->txn.prefix = oc->prefix.len > 0 ?
+		    (const char *)oc->prefix.data : NULL;
+		oc->txn.prefix_len = oc->prefix.len;
+		oc->txn.body = j->body;
+		oc->txn.smtputf8 = ob_needs_utf8(ob, j);
+		oc->job = j;
+		oc->txns++;
+		smtpc_send(oc->c, &oc->txn);
+		return;
+	}
+}
+
+static void
+ob_on_ready(void *arg)
+{
+	struct ob_conn *oc = arg;
+
+	oc->ready = true;
+	oc->dest->worked = true;
+	log_debug("connected to %s[%s] %s%s", oc->host, oc->addr_text,
+	    smtpc_tls_version(oc->c) ? smtpc_tls_version(oc->c) : "plaintext",
+	    smtpc_tls_verified(oc->c) ? " verified" : "");
+	ob_conn_next(oc);
+}
+
+static void
+ob_on_txn_done(void *arg, struct smtpc_txn *t)
+{
+	struct ob_conn *oc = arg;
+	struct ob_job *j = oc->job;
+	const char *ver = smtpc_tls_version(oc->c);
+	char *via = xasprintf("%s[%s]:%s tls=%s%s%s%s", oc->host,
+	    oc->addr_text, oc->port_text, ver ? ver : "none", ver ? "/" : "",
+	    ver ? smtpc_tls_cipher(oc->c) : "",
+	    ver ? (smtpc_tls_verified(oc->c) ? " verified" :
+	    " unverified") : "");
+
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		const struct smtpc_reply *r = &t->results[i];
+		ob_result_add(oc->ob, j, i, r->code, r->status,
+		    r->text ? r->text : "", oc->host, via);
+	}
+	free(via);
+	smtpc_txn_clear(t);
+	if (oc->fd >= 0)
+		close(oc->fd);
+	oc->fd = -1;
+	oc->job = NULL;
+	oc->waiting_commit = true;
+}
+
+static void
+ob_on_close(void *arg, const struct smtpc_reply *why, bool tls_failed)
+{
+	struct ob_conn *oc = arg;
+	struct ob_dest *d = oc->dest;
+	bool was_ready = oc->ready || oc->txns > 0;
+
+	smtpc_free(&oc->c);
+	oc->ready = false;
+	if (why != NULL && why->code == 221) {
+		ob_conn_end(oc);
+		return;
+	}
+	if (tls_failed && !ob_is_relay(d) && !oc->plaintext_retry) {
+		log_warnx("TLS handshake with %s[%s] failed: %s; trying again "
+		    "without TLS", oc->host, oc->addr_text,
+		    why && why->text ? why->text : "?");
+		oc->plaintext_retry = true;
+		if (ob_conn_try(oc))
+			return;
+	}
+	oc->plaintext_retry = false;
+	ob_set_error(oc, why && why->status[0] ? why->status : "4.4.1",
+	    "%s[%s]: %s", oc->host ? oc->host : "?", oc->addr_text,
+	    why && why->text ? why->text : "connection failed");
+	log_info("connection to %s[%s] ended: %s", oc->host ? oc->host : "?",
+	    oc->addr_text, oc->last_error);
+	if (!was_ready && !oc->ob->stopping && ob_conn_try(oc))
+		return;
+	if (!was_ready) {
+		/* Every address failed.  While other connections of the
+		 * destination work, it just runs one connection fewer (the
+		 * peer may limit us); else it is down for now and what waits
+		 * for it is deferred. */
+		if (d->worked && d->active > 1)
+			d->limit = d->active - 1;
+		else
+			ob_dest_fail_all(oc, 451);
+	}
+	ob_conn_end(oc);
+}
+
+/* ---- loading due work ---- */
+
+static struct ob_dest *
+ob_dest_get(struct ob *ob, const char *name)
+{
+	struct ob_dest *d;
+
+	for (d = ob->dests; d != NULL; d = d->next)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	d->name = xstrdup(name);
+	d->limit = (unsigned)ob->cfg->out_dest_concurrency;
+	d->next = ob->dests;
+	ob->dests = d;
+	return d;
+}
+
+static void
+ob_load(struct ob *ob)
+{
+	sqlite3_stmt *s = ob->due;
+	struct ob_job *bounce_jobs = NULL;
+	time_t now = time(NULL);
+	int rows = 0;
+
+	if (ob->inflight >= OB_INFLIGHT_MAX)
+		return;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)now);
+	sqlite3_bind_int(s, 2, OB_LOAD_MAX + (int)ob->inflight);
+	while (sqlite3_step(s) == SQLITE_ROW && rows < OB_LOAD_MAX) {
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		const char *addr = (const char *)sqlite3_column_text(s, 1);
+		bool bounce_now = sqlite3_column_int(s, 2) == 3;
+		struct ob_dest *d;
+		struct ob_job *j;
+		struct ob_rcpt *r;
+
+		if (id == NULL || addr == NULL ||
+		    ob_inflight_has(ob, id, addr))
+			continue;
+		rows++;
+		d = ob_dest_get(ob, ob->relay_host != NULL ? "" :
+		    ob_domain(addr));
+		j = bounce_now ? bounce_jobs : d->tail;
+		if (j == NULL || strcmp(j->id, id) != 0 ||
+		    j->nrcpts == OB_JOB_RCPTS) {
+			const char *auth = (const char *)
+			    sqlite3_column_text(s, 9);
+			const char *dk = (const char *)
+			    sqlite3_column_text(s, 11);
+			j = xcalloc(1, sizeof(*j));
+			str_lcpy(j->id, id, sizeof(j->id));
+			j->sender = xstrdup((const char *)
+			    sqlite3_column_text(s, 4));
+			j->size = (uint64_t)sqlite3_column_int64(s, 5);
+			j->created = sqlite3_column_int64(s, 6);
+			j->body = sqlite3_column_int(s, 7);
+			j->smtputf8 = sqlite3_column_int(s, 8) != 0;
+			j->auth = auth != NULL ? xstrdup(auth) : NULL;
+			j->warned = sqlite3_column_int(s, 10) != 0;
+			j->dkim = dk != NULL ? xstrdup(dk) : NULL;
+			j->dest = d;
+			if (bounce_now) {
+				j->next = bounce_jobs;
+				bounce_jobs = j;
+			} else {
+				if (d->tail != NULL)
+					d->tail->next = j;
+				else
+					d->head = j;
+				d->tail = j;
+				d->njobs++;
+			}
+		}
+		r = xcalloc(1, sizeof(*r));
+		r->addr = xstrdup(addr);
+		r->attempts = sqlite3_column_int(s, 3);
+		r->bounce_now = bounce_now;
+		j->rcpts[j->nrcpts++] = r;
+		ob_inflight_add(ob, id, r);
+	}
+	sqlite3_reset(s);
+	/* The operator's "queue bounce": a failure without an attempt. */
+	while (bounce_jobs != NULL) {
+		struct ob_job *j = bounce_jobs;
+		bounce_jobs = j->next;
+		j->next = NULL;
+		ob_job_result(ob, j, 550, "5.0.0",
+		    "bounced by the administrator", NULL);
+	}
+	/* Destinations created for bounce-only jobs have nothing queued. */
+	for (struct ob_dest *d = ob->dests, *n; d != NULL; d = n) {
+		n = d->next;
+		ob_dest_free_if_idle(ob, d);
+	}
+}
+
+/* Starts connections where jobs wait and limits allow. */
+static void
+ob_kick(struct ob *ob)
+{
+	if (ob->stopping)
+		return;
+	for (struct ob_dest *d = ob->dests; d != NULL; d = d->next) {
+		while (d->njobs > d->active && d->active < d->limit &&
+		    ob->nconns < ob->cfg->out_concurrency)
+			ob_conn_start(ob, d);
+	}
+}
+
+static void
+ob_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct ob *ob = arg;
+
+	if (*ob->stop && !ob->stopping) {
+		ob->stopping = true;
+		ob->stop_at = time_mono_ms() + OB_STOP_WAIT_MS;
+		/* Connections finish their transaction, then quit. */
+		for (struct ob_conn *oc = ob->conns; oc != NULL; oc = oc->next)
+			ob_conn_next(oc);
+	}
+	if (ob->stopping) {
+		if (ob->nconns == 0 || time_mono_ms() >= ob->stop_at) {
+			if (ob->results != NULL)
+				ob_flush(-1, 0, ob);
+			event_base_loopbreak(ob->base);
+		}
+		return;
+	}
+	if (ob->results != NULL)
+		ob_flush(-1, 0, ob);	/* a failed commit, again */
+	ob_load(ob);
+	ob_kick(ob);
+}
+
+/* ---- set-up ---- */
+
+static int
+ob_prepare(struct ob *ob)
+{
+	struct { sqlite3_stmt **st; const char *sql; } q[] = {
+	    { &ob->due, "SELECT r.msg_id, r.addr, r.status, r.attempts, "
+		"m.sender, m.size, m.created, m.body, m.smtputf8, m.auth, "
+		"m.warned, m.dkim FROM recipient r JOIN message m ON "
+		"m.id = r.msg_id WHERE r.status IN (0, 3) AND r.local = 0 "
+		"AND r.next_try <= ? LIMIT ?" },
+	    { &ob->done, "UPDATE recipient SET status = 1, attempts = "
+		"attempts + 1, last_error = NULL WHERE msg_id = ? AND "
+		"addr = ?" },
+	    { &ob->fail, "UPDATE recipient SET status = 2, attempts = "
+		"attempts + 1, last_error = ? WHERE msg_id = ? AND "
+		"addr = ?" },
+	    { &ob->defer, "UPDATE recipient SET attempts = attempts + 1, "
+		"next_try = ?, last_error = ? WHERE msg_id = ? AND addr = ? "
+		"AND status = 0" },
+	    { &ob->left, "SELECT count(*) FROM recipient WHERE msg_id = ? "
+		"AND status IN (0, 3)" },
+	    { &ob->del, "DELETE FROM message WHERE id = ?" },
+	    { &ob->warned, "UPDATE message SET warned = 1 WHERE id = ? AND "
+		"warned = 0" },
+	    { &ob->set_dkim, "UPDATE message SET dkim = ? WHERE id = ?" },
+	};
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(q); i++) {
+		if (sqlite3_prepare_v2(ob->db, q[i].sql, -1, q[i].st, NULL) !=
+		    SQLITE_OK) {
+			log_warnx("outbound: %s", sqlite3_errmsg(ob->db));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The relay password: the first line of a file only we may read. */
+static int
+ob_read_password(struct ob *ob)
+{
+	const char *path = ob->cfg->relay_password_file;
+	char line[1024];
+	struct stat sb;
+	FILE *f;
+
+	if (path == NULL || path[0] == '\0') {
+		if (ob->cfg->relay_user[0] != '\0') {
+			log_warnx("relay.user is set but relay.password_file "
+			    "is not");
+			return -1;
+		}
+		return 0;
+	}
+	if ((f = fopen(path, "re")) == NULL) {
+		log_warn("relay.password_file %s", path);
+		return -1;
+	}
+	if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 0077) != 0) {
+		log_warnx("relay.password_file %s: readable by others "
+		    "(chmod 600 it)", path);
+		fclose(f);
+		return -1;
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	ob->relay_password = xstrdup(line);
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
+static int
+ob_init(struct ob *ob, const struct config *cfg, volatile int *stop)
+{
+	const char *err;
+
+	memset(ob, 0, sizeof(*ob));
+	ob->cfg = cfg;
+	ob->stop = stop;
+	if ((ob->base = event_base_new()) == NULL)
+		return -1;
+	if (queue_db_open(cfg->data_dir, &ob->db, &err) < 0) {
+		log_warnx("outbound: %s", err);
+		return -1;
+	}
+	if (ob_prepare(ob) < 0)
+		return -1;
+	if ((ob->dns = dns_new(ob->base, cfg, &err)) == NULL) {
+		log_warnx("outbound: DNS: %s", err);
+		return -1;
+	}
+	if ((ob->tls = tls_client_ctx_new(NULL, &err)) == NULL) {
+		log_warnx("outbound: TLS: %s", err);
+		return -1;
+	}
+	if (cfg->relay_host != NULL && cfg->relay_host[0] != '\0') {
+		char *colon = strrchr(cfg->relay_host, ':');
+		uint64_t port = 25;
+		if (colon == NULL || str_to_u64(colon + 1, 1, 65535, &port) < 0) {
+			log_warnx("relay.host %s: no port", cfg->relay_host);
+			return -1;
+		}
+		ob->relay_host = xstrndup(cfg->relay_host,
+		    (size_t)(colon - cfg->relay_host));
+		if (ob->relay_host[0] == '[') {
+			/* [ADDR]:PORT */
+			size_t l = strlen(ob->relay_host);
+			if (l > 2 && ob->relay_host[l - 1] == ']') {
+				memmove(ob->relay_host, ob->relay_host + 1,
+				    l - 2);
+				ob->relay_host[l - 2] = '\0';
+			}
+		}
+		ob->relay_port = (uint16_t)port;
+		ob->relay_mode = cfg->relay_tls == RELAY_TLS_IMPLICIT ||
+		    (cfg->relay_tls == RELAY_TLS_AUTO && port == 465) ?
+		    SMTPC_TLS_IMPLICIT : SMTPC_TLS_STARTTLS;
+		if ((ob->relay_tls = tls_client_ctx_new(cfg->relay_ca_file,
+		    &err)) == NULL) {
+			log_warnx("outbound: relay TLS: %s", err);
+			return -1;
+		}
+		if (ob_read_password(ob) < 0)
+			return -1;
+	}
+	ob->acc = accounts_open(cfg->users_file, cfg->aliases_file);
+	ob->tick = event_new(ob->base, -1, EV_PERSIST, ob_on_tick, ob);
+	ob->flush = event_new(ob->base, -1, 0, ob_flush, ob);
+	if (ob->tick == NULL || ob->flush == NULL)
+		return -1;
+	struct timeval tv = { OB_TICK_MS / 1000, (OB_TICK_MS % 1000) * 1000 };
+	event_add(ob->tick, &tv);
+	event_active(ob->tick, EV_TIMEOUT, 0);
+	return 0;
+}
+
+static void
+ob_cleanup(struct ob *ob)
+{
+	/* What finished is recorded; what did not goes again next time. */
+	ob->stopping = true;
+	if (ob->results != NULL)
+		ob_flush(-1, 0, ob);
+	while (ob->conns != NULL) {
+		struct ob_conn *oc = ob->conns;
+		if (oc->job != NULL) {
+			ob_job_free(oc->job);
+			oc->job = NULL;
+		}
+		ob_conn_end(oc);
+	}
+	while (ob->dests != NULL) {
+		struct ob_dest *d = ob->dests;
+		ob->dests = d->next;
+		while (d->head != NULL) {
+			struct ob_job *j = d->head;
+			d->head = j->next;
+			ob_job_free(j);
+		}
+		free(d->name);
+		free(d);
+	}
+	for (size_t i = 0; i < OB_HASH_SIZE; i++) {
+		while (ob->keys[i] != NULL) {
+			struct ob_key *k = ob->keys[i];
+			ob->keys[i] = k->next;
+			free(k);
+		}
+	}
+	while (ob->dkim != NULL) {
+		struct ob_dkim_keys *k = ob->dkim;
+		ob->dkim = k->next;
+		for (size_t i = 0; i < k->n; i++)
+			dkim_key_free(&k->keys[i]);
+		free(k->domain);
+		free(k);
+	}
+	if (ob->tick != NULL)
+		event_free(ob->tick);
+	if (ob->flush != NULL)
+		event_free(ob->flush);
+	dns_free(&ob->dns);
+	tls_ctx_free(&ob->tls);
+	tls_ctx_free(&ob->relay_tls);
+	accounts_free(&ob->acc);
+	sqlite3_stmt *st[] = { ob->due, ob->done, ob->fail, ob->defer,
+	    ob->left, ob->del, ob->warned, ob->set_dkim };
+	for (size_t i = 0; i < MF_ARRAY_LEN(st); i++)
+		sqlite3_finalize(st[i]);
+	sqlite3_close(ob->db);
+	if (ob->relay_password != NULL) {
+		explicit_bzero(ob->relay_password, strlen(ob->relay_password));
+		free(ob->relay_password);
+	}
+	free(ob->relay_host);
+	if (ob->base != NULL)
+		event_base_free(ob->base);
+}
+
+/* ---- the thread ---- */
+
+static void *
+ob_thread(void *arg)
+{
+	struct ob *ob = arg;
+
+	log_info("outbound delivery started%s%s",
+	    ob->relay_host ? " via relay " : "",
+	    ob->relay_host ? ob->relay_host : "");
+	event_base_dispatch(ob->base);
+	return NULL;
+}
+
+struct outbound *
+outbound_start(const struct config *cfg, volatile int *stop)
+{
+	struct ob *ob = xmalloc(sizeof(*ob));
+
+	if (ob_init(ob, cfg, stop) < 0 ||
+	    pthread_create(&ob->thread, NULL, ob_thread, ob) != 0) {
+		log_warnx("outbound delivery cannot start; remote mail stays "
+		    "queued");
+		ob_cleanup(ob);
+		free(ob);
+		return NULL;
+	}
+	return (struct outbound *)ob;
+}
+
+void
+outbound_wait(struct outbound **obp)
+{
+	struct ob *ob = (struct ob *)*obp;
+
+	if (ob == NULL)
+		return;
+	*obp = NULL;
+	pthread_join(ob->thread, NULL);
+	ob_cleanup(ob);
+	free(ob);
+	log_info("outbound delivery stopped");
+}

@@ -80,4 +80,13 @@ struct bounce {
 int bounce_queue(const struct config *cfg, sqlite3 *db, const struct bounce *b,
     char *id_r, const char **error_r) MF_WUR;
 
+/* ---- remote delivery (outbound.c) ---- */
+struct outbound;
+/* Starts the outbound thread of the queue runner: it delivers remote
+ * recipients until *stop becomes true.  NULL when it cannot start (logged;
+ * remote mail stays queued). */
+struct outbound *outbound_start(const struct config *cfg, volatile int *stop);
+/* Waits for the thread (after *stop was set) and frees everything. */
+void outbound_wait(struct outbound **ob);
+
 #endif

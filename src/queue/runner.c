@@ -68,7 +68,7 @@ runner_open(struct runner *r, const struct config *cfg)
 	    "attempts + 1, next_try = ?, last_error = ? WHERE msg_id = ? AND "
 	    "addr = ?", -1, &r->fail, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT count(*) FROM recipient WHERE "
-	    "msg_id = ? AND status = 0", -1, &r->left, NULL) != SQLITE_OK ||
+	    "msg_id = ? AND status IN (0, 3)", -1, &r->left, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "DELETE FROM message WHERE id = ?", -1,
 	    &r->del, NULL) != SQLITE_OK) {
 		log_warnx("queue runner: %s", sqlite3_errmsg(r->db));
@@ -382,11 +382,13 @@ void
 queue_runner_run(const struct config *cfg, int wake_fd, volatile int *stop)
 {
 	struct runner r;
+	struct outbound *ob;
 	char drain[256];
 	int n;
 
 	if (runner_open(&r, cfg) < 0)
 		fatalx("queue runner cannot start");
+	ob = outbound_start(cfg, stop);
 	log_info("queue runner started");
 	while (!*stop) {
 		do {
@@ -401,6 +403,7 @@ queue_runner_run(const struct config *cfg, int wake_fd, volatile int *stop)
 				;
 		}
 	}
+	outbound_wait(&ob);
 	runner_close(&r);
 	log_info("queue runner stopped");
 }
