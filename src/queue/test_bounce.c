@@ -345,7 +345,7 @@ test_utf8(sqlite3 *db)
 {
 	static const char orig[] = "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n"
 	    "From: <j\xc3\xb6rg@example.test>\r\n\r\nbody\r\n";
-	struct bounce_rcpt r = { "d@remote.example", "5.7.1",
+	struct bounce_rcpt r = { "d\xc3\xa9@remote.example", "5.7.1",
 	    "mx.remote.example", "550 5.7.1 no", time(NULL) };
 	struct bounce b = { .msg_id = "0000000000A000000002",
 	    .sender = "sender@example.test", .arrival = time(NULL),
@@ -367,6 +367,10 @@ test_utf8(sqlite3 *db)
 	    "Content-Transfer-Encoding: 8bit\r\n\r\n"
 	    "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n");
 	TEST_INT(test_count(dsn, "text/rfc822-headers"), 0);
+	/* RFC 6533 §3: a non-ASCII address is of type utf-8 */
+	test_has(dsn, "\r\nFinal-Recipient: utf-8; "
+	    "d\xc3\xa9@remote.example\r\n");
+	test_has(dsn, "\r\n<d\xc3\xa9@remote.example>: host ");
 	free(dsn);
 }
 
