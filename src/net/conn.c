@@ -1,7 +1,10 @@
 /*
- * conn.c - one client connection: a libevent bufferevent, optionally under
- * an OpenSSL filter, optionally preceded by a PROXY header.  Sessions use
- * the functions in net.h and never see the socket, libevent or OpenSSL.
+ * conn.c - one connection: a libevent bufferevent, optionally under an
+ * OpenSSL filter, optionally preceded by a PROXY header.  Accepted ones
+ * (conn_new) serve clients; outbound ones (conn_connect) are the queue
+ * runner's SMTP client: a non-blocking connect with its own timeout, then
+ * TLS as the client, then the same read/write API.  Sessions use the
+ * functions in net.h and never see the socket, libevent or OpenSSL.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,7 +14,9 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +29,14 @@
 #define CONN_PROXY_TIMEOUT 10	/* seconds to send the PROXY header */
 #define CONN_TLS_TIMEOUT 30	/* seconds to finish a TLS handshake */
 #define CONN_LAST_WRITE_TIMEOUT 10	/* to flush a last reply */
+#define CONN_CONNECT_TIMEOUT 30	/* when conn_connect() is given 0 */
 
-enum conn_phase { CONN_PH_PROXY, CONN_PH_HANDSHAKE, CONN_PH_OPEN };
+enum conn_phase {
+	CONN_PH_CONNECTING,		/* outbound: TCP connect under way */
+	CONN_PH_PROXY,
+	CONN_PH_HANDSHAKE,
+	CONN_PH_OPEN,
+};
 
 struct conn {
 	struct event_base *base;
@@ -46,6 +57,12 @@ struct conn {
 	bool wait_under;		/* drained above, waiting below */
 	struct event *drain_ev;		/* deferred on_drained (TLS) */
 	unsigned timeout;
+	bool client;			/* conn_connect(): we are the client */
+	bool verify;			/* client: the certificate must verify */
+	bool name_checked;		/* client: a peer name was checked */
+	int connect_err;		/* client: errno of connect(), reported
+					 * from the idle timer */
+	char *sni;			/* client: peer name for implicit TLS */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	char peer_addr[INET6_ADDRSTRLEN];
@@ -57,6 +74,8 @@ static void conn_bev_write(struct bufferevent *bev, void *arg);
 static void conn_bev_event(struct bufferevent *bev, short what, void *arg);
 static void conn_under_out_cb(struct evbuffer *buf,
     const struct evbuffer_cb_info *info, void *arg);
+static void conn_client_event(struct conn *c, short what, int err);
+static void conn_client_tls_failed(struct conn *c, short what);
 
 static void
 conn_addr_text(const struct sockaddr *sa, char *out, size_t len)
@@ -112,11 +131,18 @@ conn_touch(struct conn *c)
 		conn_apply_timeout(c, c->cur_timeout);
 }
 
+static const char *conn_connect_error(int err);
+static void conn_closed(struct conn *c, const char *why);
+
 static void
 conn_on_idle(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (c->phase == CONN_PH_CONNECTING && c->connect_err != 0) {
+		conn_closed(c, conn_connect_error(c->connect_err));
+		return;
+	}
 	conn_bev_event(c->bev, BEV_EVENT_TIMEOUT, c);
 }
 
@@ -140,16 +166,16 @@ conn_install(struct conn *c, struct bufferevent *bev)
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/* Puts the OpenSSL filter over the socket; takes ownership of ssl. */
 static int
-conn_start_tls(struct conn *c, struct tls_ctx *tls)
+conn_start_ssl(struct conn *c, SSL *ssl)
 {
-	SSL *ssl = tls_ctx_new_ssl(tls);
 	struct bufferevent *f;
 
 	if (ssl == NULL)
 		return -1;
 	f = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
+	    c->client ? BUFFEREVENT_SSL_CONNECTING : BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL) {
 		SSL_free(ssl);
@@ -161,6 +187,21 @@ conn_start_tls(struct conn *c, struct tls_ctx *tls)
 	conn_install(c, f);
 	conn_apply_timeout(c, CONN_TLS_TIMEOUT);
 	return 0;
+}
+
+static int
+conn_start_tls(struct conn *c, struct tls_ctx *tls)
+{
+	return conn_start_ssl(c, tls_ctx_new_ssl(tls));
+}
+
+static int
+conn_start_tls_client(struct conn *c, struct tls_ctx *tls, const char *sni,
+    bool verify)
+{
+	c->verify = verify;
+	return conn_start_ssl(c, tls_client_new_ssl(tls, sni, verify,
+	    &c->name_checked));
 }
 
 static void
@@ -285,13 +326,72 @@ conn_bev_write(struct bufferevent *bev, void *arg)
 	conn_fire_drained(-1, 0, c);
 }
 
+/* The outcome of a non-blocking connect(). */
+static void
+conn_client_event(struct conn *c, short what, int err)
+{
+	struct sockaddr_storage local;
+	socklen_t local_len = sizeof(local);
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_closed(c, "timeout");
+		return;
+	}
+	if (!(what & BEV_EVENT_CONNECTED)) {
+		conn_closed(c, conn_connect_error(err != 0 ? err : EIO));
+		return;
+	}
+	if (getsockname(bufferevent_getfd(c->bev), (struct sockaddr *)&local,
+	    &local_len) == 0)
+		conn_addr_text((struct sockaddr *)&local, c->local_addr,
+		    sizeof(c->local_addr));
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (c->tls != NULL) {
+		if (conn_start_tls_client(c, c->tls, c->sni, c->verify) < 0)
+			conn_closed(c, "tls: setup failed");
+		return;
+	}
+	conn_ready(c);
+}
+
+/* A client handshake that ended without CONNECTED. */
+static void
+conn_client_tls_failed(struct conn *c, short what)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	unsigned long e = bufferevent_get_openssl_error(c->bev);
+	char detail[256] = "";
+
+	if (e != 0)
+		ERR_error_string_n(e, detail, sizeof(detail));
+	log_debug("tls client handshake with %s failed: %s", c->peer_addr,
+	    detail);
+	if (what & BEV_EVENT_TIMEOUT)
+		conn_closed(c, "tls: handshake timeout");
+	else if (c->verify && ssl != NULL &&
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		conn_closed(c, "tls: certificate verify failed");
+	else
+		conn_closed(c, "tls: handshake failed");
+}
+
 static void
 conn_bev_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	int err = EVUTIL_SOCKET_ERROR();
 
 	if (c->closed)
 		return;
+	if (c->phase == CONN_PH_CONNECTING) {
+		conn_client_event(c, what, err);
+		return;
+	}
+	if (c->client && c->phase == CONN_PH_HANDSHAKE &&
+	    !(what & BEV_EVENT_CONNECTED)) {
+		conn_client_tls_failed(c, what);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		c->is_tls = true;
 		conn_ready(c);
@@ -314,16 +414,11 @@ conn_bev_event(struct bufferevent *bev, short what, void *arg)
 		    "TLS handshake failed" : "connection error");
 }
 
-struct conn *
-conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
-    socklen_t peer_len, struct tls_ctx *tls, bool expect_proxy,
-    const struct conn_ops *ops, void *ctx)
+static struct conn *
+conn_alloc(struct event_base *base, const struct sockaddr *peer,
+    socklen_t peer_len, const struct conn_ops *ops, void *ctx)
 {
 	struct conn *c = xmalloc(sizeof(*c));
-	struct sockaddr_storage local;
-	socklen_t local_len = sizeof(local);
-	struct bufferevent *bev;
-	char host[INET6_ADDRSTRLEN];
 
 	c->base = base;
 	c->ops = ops;
@@ -334,17 +429,38 @@ conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
 	if (c->drain_ev == NULL || c->idle_ev == NULL)
 		fatalx("event_new failed");
 	conn_set_peer(c, peer, peer_len);
+	return c;
+}
+
+static void
+conn_nodelay(int fd)
+{
+	int one = 1;
+
+	/* Replies go out as soon as they are written: without this, a
+	 * response split over two writes waits for the client's delayed
+	 * ACK (Nagle), 40 ms per command. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 &&
+	    errno != EOPNOTSUPP)
+		log_debug("TCP_NODELAY: %s", strerror(errno));
+}
+
+struct conn *
+conn_new(struct event_base *base, int fd, const struct sockaddr *peer,
+    socklen_t peer_len, struct tls_ctx *tls, bool expect_proxy,
+    const struct conn_ops *ops, void *ctx)
+{
+	struct conn *c = conn_alloc(base, peer, peer_len, ops, ctx);
+	struct sockaddr_storage local;
+	socklen_t local_len = sizeof(local);
+	struct bufferevent *bev;
+	char host[INET6_ADDRSTRLEN];
+
 	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0) {
 		conn_addr_text((struct sockaddr *)&local, host, sizeof(host));
 		snprintf(c->local_addr, sizeof(c->local_addr), "%s", host);
 	}
-	/* Replies go out as soon as they are written: without this, a
-	 * response split over two writes waits for the client's delayed
-	 * ACK (Nagle), 40 ms per command. */
-	int one = 1;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 &&
-	    errno != EOPNOTSUPP)
-		log_debug("TCP_NODELAY: %s", strerror(errno));
+	conn_nodelay(fd);
 	bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		fatalx("bufferevent_socket_new failed");
@@ -389,6 +505,7 @@ conn_free(struct conn **cp)
 	bufferevent_free(c->bev);
 	event_free(c->drain_ev);
 	event_free(c->idle_ev);
+	free(c->sni);
 	free(c);
 	*cp = NULL;
 }
@@ -623,4 +740,101 @@ conn_starttls(struct conn *c, struct tls_ctx *tls)
 		return -1;
 	conn_discard_input(c);
 	return conn_start_tls(c, tls);
+}
+
+/* ---- outbound client connections ---- */
+
+/* Static text for the usual connect() errors (on_close's why must
+ * outlive the connection). */
+static const char *
+conn_connect_error(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return "connect: Connection refused";
+	case ETIMEDOUT:
+		return "connect: Connection timed out";
+	case ENETUNREACH:
+		return "connect: Network is unreachable";
+	case EHOSTUNREACH:
+		return "connect: No route to host";
+	case ECONNRESET:
+		return "connect: Connection reset by peer";
+	case EADDRNOTAVAIL:
+		return "connect: Cannot assign requested address";
+	case EAFNOSUPPORT:
+		return "connect: Address family not supported";
+	case EMFILE:
+	case ENFILE:
+		return "connect: Too many open files";
+	case EACCES:
+	case EPERM:
+		return "connect: Permission denied";
+	default:
+		return "connect: failed";
+	}
+}
+
+/*
+ * Our own socket and connect(): libevent's bufferevent_socket_connect()
+ * may report an immediate failure from inside the call, before the
+ * caller holds the connection.  Failures here are reported from the
+ * idle timer instead, on the next loop turn.
+ */
+struct conn *
+conn_connect(struct event_base *base, const struct sockaddr *addr,
+    socklen_t addr_len, unsigned timeout_secs, struct tls_ctx *tls,
+    const char *sni, bool verify, const struct conn_ops *ops, void *ctx)
+{
+	struct conn *c = conn_alloc(base, addr, addr_len, ops, ctx);
+	int fd;
+
+	c->client = true;
+	c->phase = CONN_PH_CONNECTING;
+	c->tls = tls;
+	c->verify = verify;
+	c->sni = sni != NULL ? xstrdup(sni) : NULL;
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		c->connect_err = errno;
+	else if (connect(fd, addr, addr_len) < 0 && errno != EINPROGRESS)
+		c->connect_err = errno;
+	if (fd >= 0 && c->connect_err != 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd >= 0)
+		conn_nodelay(fd);
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		fatalx("bufferevent_socket_new failed");
+	bufferevent_setcb(c->bev, conn_bev_read, conn_bev_write,
+	    conn_bev_event, c);
+	/* fd already connecting: libevent waits for it to be writable */
+	if (fd >= 0 && bufferevent_socket_connect(c->bev, NULL, 0) < 0)
+		c->connect_err = EIO;
+	conn_apply_timeout(c, c->connect_err != 0 ? 0 :
+	    timeout_secs != 0 ? timeout_secs : CONN_CONNECT_TIMEOUT);
+	return c;
+}
+
+int
+conn_starttls_client(struct conn *c, struct tls_ctx *tls, const char *sni,
+    bool verify)
+{
+	if (tls == NULL || c->is_tls || !c->client || c->closed)
+		return -1;
+	conn_discard_input(c);
+	return conn_start_tls_client(c, tls, sni, verify);
+}
+
+bool
+conn_tls_verified(const struct conn *c)
+{
+	SSL *ssl = conn_ssl(c);
+
+	return ssl != NULL && c->name_checked &&
+	    SSL_get0_peer_certificate(ssl) != NULL &&
+	    SSL_get_verify_result(ssl) == X509_V_OK;
 }
