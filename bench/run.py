@@ -1080,8 +1080,10 @@ def inbound_main(argv=None):
     global INTERRUPTED
     ap = argparse.ArgumentParser(
         description="Inbound SMTP benchmark: Mailfort vs Postfix "
-        "(--suite imap|all: see bench/imap.py --help)")
-    ap.add_argument("--suite", choices=["inbound", "imap", "all"],
+        "(--suite imap|outbound|all: see bench/imap.py --help, "
+        "bench/outbound.py --help)")
+    ap.add_argument("--suite", choices=["inbound", "imap", "outbound",
+                                        "all"],
                     default="all", help="benchmark suite (default all: "
                     "inbound, then imap)")
     ap.add_argument("--imap-args", default="",
@@ -1398,19 +1400,23 @@ SHARED_FLAGS = ("--keep",)
 
 
 def main(argv=None):
-    """--suite inbound|imap|all (default all).  imap: every other option goes
-    to bench/imap.py.  all: the inbound suite with the given options, then
-    the imap suite with the shared ones (--mailfort, --workdir, --keep,
-    --mailfort-user, --results) plus --imap-args."""
+    """--suite inbound|imap|outbound|all (default all).  imap, outbound:
+    every other option goes to bench/imap.py or bench/outbound.py.  all:
+    the inbound suite with the given options, then the imap suite with
+    the shared ones (--mailfort, --workdir, --keep, --mailfort-user,
+    --results) plus --imap-args."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--suite", choices=["inbound", "imap", "all"],
-                     default="all")
+    pre.add_argument("--suite", choices=["inbound", "imap", "outbound",
+                                         "all"], default="all")
     pre.add_argument("--imap-args", default="")
     known, rest = pre.parse_known_args(argv)
     if known.suite == "imap":
         import imap
         return imap.main(rest + shlex.split(known.imap_args))
+    if known.suite == "outbound":
+        import outbound
+        return outbound.main(rest)
     if known.suite == "inbound" or "-h" in rest or "--help" in rest:
         return inbound_main(argv)
     rc = inbound_main(argv)

@@ -60,7 +60,6 @@ import asyncio
 import grp
 import os
 import pwd
-import re
 import shutil
 import signal
 import socket

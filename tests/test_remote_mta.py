@@ -97,7 +97,7 @@ def test_postfix_temp_fail_switch(mta, pki):
 def test_postfix_smtputf8_off(pki):
     port = free_port()
     with RemoteMTA(listen=[("127.0.0.2", port)], domains=["remote.test"],
-                   smtputf8=False) as m:
+                   smtputf8=False):
         c = smtplib.SMTP("127.0.0.2", port, timeout=20)
         c.ehlo("client.test")
         assert not c.has_extn("smtputf8")
