@@ -215,7 +215,9 @@ bool conn_tls_verified(const struct conn *c);
  * forwarder; empty: /etc/resolv.conf's and /etc/hosts) and trust_anchor
  * (a file of DS or DNSKEY records; empty: /usr/share/dns/root.key from
  * dns-root-data).  Answers that fail validation (bogus) are temporary
- * failures: mail waits rather than go to a forged MX.
+ * failures: mail waits rather than go to a forged MX.  libunbound keeps
+ * a resolver thread of its own: call dns_new() after fork(), never
+ * before.  Each dns_resolve_*() ends within 30 seconds (then TEMPFAIL).
  */
 struct dns;
 struct dns_query;
@@ -235,22 +237,27 @@ struct dns_addr {
 struct dns_host {
 	char *name;		/* lower-case, no trailing dot */
 	unsigned pref;		/* MX preference; 0 for implicit MX */
-	struct dns_addr *addrs;	/* IPv6 first (when wanted), then IPv4 */
-	size_t naddrs;		/* 0: this host's lookup failed */
-	bool tempfail;		/* naddrs 0 because of a temporary failure */
+	struct dns_addr *addrs;	/* IPv6 first (when wanted), then IPv4;
+				 * at most 8 of each family */
+	size_t naddrs;		/* > 0: hosts without addresses are dropped */
+	bool tempfail;		/* a lookup of it failed temporarily: some
+				 * addresses may be missing */
 };
 
 struct dns_mx {
 	enum dns_status status;
-	char *error;		/* for logs and DSNs when status != OK */
-	bool secure;		/* the MX (or address) answer validated */
+	char *error;		/* for logs and DSNs; set iff status != OK */
+	bool secure;		/* DNSSEC: the MX answer validated; implicit
+				 * MX and hosts: every address answer did */
 	bool implicit;		/* no MX RRset: the domain itself (RFC 5321
 				 * §5.1) */
-	struct dns_host *hosts;	/* by preference, ties shuffled */
+	struct dns_host *hosts;	/* by preference, ties shuffled; at most 16;
+				 * none unless status is OK */
 	size_t nhosts;
 };
 
-/* cb gets ownership of res (dns_mx_free()). */
+/* cb gets ownership of res (dns_mx_free()).  It may call any dns_*()
+ * function, dns_free() included; its query pointer is dead by then. */
 typedef void dns_mx_cb(void *arg, struct dns_mx *res);
 
 struct dns *dns_new(struct event_base *base, const struct config *cfg,
@@ -264,13 +271,15 @@ void dns_free(struct dns **d);
  * own addresses (implicit MX); a single "." MX: DNS_NULL_MX.  MX hosts
  * without addresses are dropped; none left: DNS_TEMPFAIL when any lookup
  * failed temporarily, else DNS_NOT_FOUND.  An address literal
- * "[192.0.2.1]" or "[IPv6:2001:db8::1]" answers at once.  cb runs on the
- * loop later, never from inside this call.
+ * "[192.0.2.1]" or "[IPv6:2001:db8::1]" answers at once (host name: the
+ * bare address).  Names must be LDH (A-labels): anything else, U-labels
+ * included, is DNS_NOT_FOUND with the reason.  cb runs on the loop
+ * later, never from inside this call.
  */
 struct dns_query *dns_resolve_mx(struct dns *d, const char *domain,
     uint16_t port, dns_mx_cb *cb, void *arg);
-/* The addresses of one host name (or address literal) as a one-host
- * dns_mx: the relay host. */
+/* The addresses of one host name (or address literal, or bare numeric
+ * address) as a one-host dns_mx: the relay host. */
 struct dns_query *dns_resolve_host(struct dns *d, const char *host,
     uint16_t port, dns_mx_cb *cb, void *arg);
 /* Cancels a query whose callback has not run; *q becomes NULL. */
