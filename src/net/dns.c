@@ -75,6 +75,7 @@ struct dns {
 	struct ub_ctx *ub;
 	struct event *ub_ev;	/* ub_fd() readable */
 	bool ipv6;
+	bool broken;		/* ub_process() failed: the thread is gone */
 	struct dns_lookup *lookups;	/* every row libunbound may answer */
 	struct dns_query *queries;	/* every query not yet called back */
 };
@@ -269,8 +270,8 @@ dns_lookup_start(struct dns_query *q, const char *name, int rrtype,
 	l->q = q;
 	l->host = host;
 	l->rrtype = rrtype;
-	rc = ub_resolve_async(d->ub, name, rrtype, DNS_CLASS_IN, l, dns_on_ub,
-	    &l->id);
+	rc = d->broken ? UB_PIPE : ub_resolve_async(d->ub, name, rrtype,
+	    DNS_CLASS_IN, l, dns_on_ub, &l->id);
 	if (rc != 0) {
 		char *e = xasprintf("DNS: %s", ub_strerror(rc));
 
@@ -432,6 +433,7 @@ dns_on_mx(struct dns_query *q, int err, struct ub_result *r)
 		free(error);
 		return;
 	case 0:
+		q->res->secure = r->secure != 0;
 		error = xasprintf("%s: no such domain (NXDOMAIN)", q->name);
 		dns_fail(q, DNS_NOT_FOUND, error);
 		free(error);
@@ -629,7 +631,8 @@ dns_query_new(struct dns *d, uint16_t port, bool want_mx, dns_mx_cb *cb,
 
 /*
  * A numeric address: "[192.0.2.1]", "[IPv6:2001:db8::1]" (RFC 5321
- * §4.1.3) or, with bare set, "192.0.2.1" and "2001:db8::1".  Returns
+ * §4.1.3) or, with bare set, "192.0.2.1", "2001:db8::1" and
+ * "[2001:db8::1]" (relay host names from HOST:PORT).  Returns
  * false when text is none of these; otherwise answers q (OK or, for a
  * literal we cannot use, NOT_FOUND).
  */
@@ -650,6 +653,8 @@ dns_numeric(struct dns_query *q, const char *text, bool bare)
 		if (str_case_prefix(inner, "IPv6:")) {
 			family = AF_INET6;
 			a = inner + 5;
+		} else if (bare && strchr(inner, ':') != NULL) {
+			family = AF_INET6;	/* "[::1]" of HOST:PORT */
 		}
 	} else if (!bare || len >= sizeof(inner)) {
 		return false;
@@ -746,8 +751,14 @@ dns_on_readable(evutil_socket_t fd, short what, void *arg)
 	struct dns *d = arg;
 	int rc = ub_process(d->ub);
 
-	if (rc != 0)
-		log_warnx("dns: ub_process: %s", ub_strerror(rc));
+	/* A broken pipe stays readable: stop watching, fail new lookups
+	 * at once; those outstanding end by their timeout. */
+	if (rc != 0) {
+		log_warnx("dns: ub_process: %s; resolving stops",
+		    ub_strerror(rc));
+		event_del(d->ub_ev);
+		d->broken = true;
+	}
 }
 
 /* [dns] resolver "ADDR:PORT" or "[ADDR]:PORT" as libunbound's ADDR@PORT. */

@@ -106,6 +106,9 @@ static const struct test_dns_case test_dns_cases[] = {
 	{ true, "192.0.2.7", DNS_OK, "192.0.2.7:2525" },
 	{ true, "::1", DNS_OK, "[::1]:2525" },
 	{ true, "[192.0.2.7]", DNS_OK, "192.0.2.7:2525" },
+	{ true, "[::1]", DNS_OK, "[::1]:2525" },
+	{ true, "[IPv6:::1]", DNS_OK, "[::1]:2525" },
+	{ true, "[::1", DNS_NOT_FOUND, NULL },
 	{ true, "bad..name", DNS_NOT_FOUND, NULL },
 };
 
