@@ -222,18 +222,17 @@ def dsn_fields(dsn):
     ds = [p for p in parts if p.get_content_type() in (
         "message/delivery-status", "message/global-delivery-status")]
     assert len(ds) == 1
-    raw = ds[0].get_payload()
-    if isinstance(raw, list):   # email parses it as a list of header blocks
-        blocks = [dict((k.lower(), str(v)) for k, v in b.items())
-                  for b in raw]
-    else:
-        blocks = []
-        for chunk in re.split(r"\r?\n\r?\n", raw.strip()):
-            d = {}
-            for line in chunk.splitlines():
-                if ":" in line and not line[0].isspace():
-                    k, v = line.split(":", 1)
-                    d[k.strip().lower()] = v.strip()
+    # the part as sent: its own header, a blank line, then the blocks
+    text = ds[0].as_bytes().decode("utf-8", "replace").replace("\r\n", "\n")
+    body = text.split("\n\n", 1)[1]
+    blocks = []
+    for chunk in re.split(r"\n\s*\n", body.strip()):
+        d = {}
+        for line in chunk.splitlines():
+            if ":" in line and not line[0].isspace():
+                k, v = line.split(":", 1)
+                d[k.strip().lower()] = v.strip()
+        if d:
             blocks.append(d)
     return blocks[0], blocks[1:]
 

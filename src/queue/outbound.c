@@ -1082,30 +1082,39 @@ ob_on_txn_done(void *arg, struct smtpc_txn *t)
 }
 
 static void
-ob_on_close(void *arg, const struct smtpc_reply *why, bool tls_failed)
+ob_on_close(void *arg, const struct smtpc_reply *why_, bool tls_failed)
 {
 	struct ob_conn *oc = arg;
 	struct ob_dest *d = oc->dest;
 	bool was_ready = oc->ready || oc->txns > 0;
+	int code = why_ != NULL ? why_->code : 0;
+	char status[16], *text;
 
+	/* why_ lives in the connection: copy it before freeing that. */
+	str_lcpy(status, why_ != NULL && why_->status[0] ? why_->status :
+	    "4.4.1", sizeof(status));
+	text = xstrdup(why_ != NULL && why_->text ? why_->text :
+	    "connection failed");
 	smtpc_free(&oc->c);
 	oc->ready = false;
-	if (why != NULL && why->code == 221) {
+	if (code == 221) {
+		free(text);
 		ob_conn_end(oc);
 		return;
 	}
 	if (tls_failed && !ob_is_relay(d) && !oc->plaintext_retry) {
 		log_warnx("TLS handshake with %s[%s] failed: %s; trying again "
-		    "without TLS", oc->host, oc->addr_text,
-		    why && why->text ? why->text : "?");
+		    "without TLS", oc->host, oc->addr_text, text);
 		oc->plaintext_retry = true;
-		if (ob_conn_try(oc))
+		if (ob_conn_try(oc)) {
+			free(text);
 			return;
+		}
 	}
 	oc->plaintext_retry = false;
-	ob_set_error(oc, why && why->status[0] ? why->status : "4.4.1",
-	    "%s[%s]: %s", oc->host ? oc->host : "?", oc->addr_text,
-	    why && why->text ? why->text : "connection failed");
+	ob_set_error(oc, status, "%s[%s]: %s", oc->host ? oc->host : "?",
+	    oc->addr_text, text);
+	free(text);
 	log_info("connection to %s[%s] ended: %s", oc->host ? oc->host : "?",
 	    oc->addr_text, oc->last_error);
 	if (!was_ready && !oc->ob->stopping && ob_conn_try(oc))
@@ -1242,9 +1251,17 @@ ob_on_tick(evutil_socket_t fd, short what, void *arg)
 	if (*ob->stop && !ob->stopping) {
 		ob->stopping = true;
 		ob->stop_at = time_mono_ms() + OB_STOP_WAIT_MS;
-		/* Connections finish their transaction, then quit. */
-		for (struct ob_conn *oc = ob->conns; oc != NULL; oc = oc->next)
-			ob_conn_next(oc);
+		/* Connections finish their transaction, then quit; those
+		 * still resolving or connecting just stop. */
+		for (struct ob_conn *oc = ob->conns, *n; oc != NULL; oc = n) {
+			n = oc->next;
+			if (oc->job != NULL || oc->waiting_commit)
+				continue;
+			if (oc->ready)
+				ob_conn_next(oc);
+			else
+				ob_conn_end(oc);
+		}
 	}
 	if (ob->stopping) {
 		if (ob->nconns == 0 || time_mono_ms() >= ob->stop_at) {
