@@ -25,6 +25,7 @@ NSD answers queries with RD set for its own zones and REFUSED for the
 rest, which is what a forwarder such as Mailfort's libunbound expects
 of [dns] resolver = ADDR:PORT.
 """
+import atexit
 import os
 import shutil
 import socket
@@ -32,6 +33,8 @@ import struct
 import subprocess
 import tempfile
 import time
+
+from conftest import free_port
 
 NSD = "/usr/sbin/nsd"
 KEYGEN = "/usr/bin/ldns-keygen"
@@ -44,16 +47,15 @@ _DUMMY_TA = ("anchor.invalid. IN DS 12345 13 2 "
 
 
 def _free_port():
-    """A UDP and TCP port free on 127.0.0.1 (NSD binds both)."""
+    """A port free on 127.0.0.1 for TCP (conftest's free_port(), never
+    handed out twice) and for UDP too: NSD binds both."""
     while True:
+        port = free_port()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
 
 
@@ -167,6 +169,7 @@ class DNSServer:
         self.logf = open(os.path.join(self.dir, "nsd.out"), "ab")
         self.proc = subprocess.Popen([NSD, "-d", "-c", self.conf],
                                      stdout=self.logf, stderr=self.logf)
+        atexit.register(self.stop)  # no stray NSD if a test run dies
         probe = next(iter(sorted(self.zones)), "invalid")
         deadline = time.time() + timeout
         while _query(self.port, probe) is None:
