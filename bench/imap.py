@@ -37,8 +37,6 @@ import concurrent.futures
 import datetime
 import grp
 import json
-import math
-import multiprocessing as mp
 import os
 import pwd
 import random
@@ -55,7 +53,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run as common  # noqa: E402  (bench/run.py: shared helpers)
+import common  # noqa: E402  (bench/common.py: shared helpers)
 
 HOST = common.HOST
 DOMAIN = common.DOMAIN
@@ -426,33 +424,13 @@ def client_run(spec, cid, go_evt, start_val, out, lock, ready_cb):
         out.append(res)
 
 
-def worker_main(spec, cids, ready_q, go_evt, start_val, result_q):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = []
-    lock = threading.Lock()
-    remaining = [len(cids)]
-
-    def ready_cb():
-        with lock:
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                ready_q.put(os.getpid())
-
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    threads = [threading.Thread(target=client_run, daemon=True,
-                                args=(spec, cid, go_evt, start_val, out,
-                                      lock, ready_cb)) for cid in cids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+def merge_clients(out):
+    """One generator process's client results, merged."""
     agg = {"lat": {op: [] for op in OPS}, "ok_win": 0, "ok_total": 0,
            "errors": 0, "error_samples": [], "connect_failed": 0,
            "reconnects": 0, "iterations": 0, "login_s": [],
            "literal_plus": [], "tls": [], "leftover_uids": [],
-           "append_no_exists": 0,
-           "cpu": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)}
+           "append_no_exists": 0}
     for r in out:
         for o in OPS:
             agg["lat"][o].extend(r["lat"][o])
@@ -466,7 +444,7 @@ def worker_main(spec, cids, ready_q, go_evt, start_val, result_q):
         agg["literal_plus"].append(r["literal_plus"])
         if r["tls"]:
             agg["tls"].append(r["tls"])
-    result_q.put(agg)
+    return agg
 
 
 def lat_stats(vals):
@@ -500,65 +478,11 @@ def tree_cpu_s(root):
 
 
 def run_cell(spec, clients, per_proc, server_root=None):
-    ctx = mp.get_context("fork")
-    ready_q = ctx.Queue()
-    result_q = ctx.Queue()
-    go_evt = ctx.Event()
-    start_val = ctx.Value("d", 0.0)
-    nproc = max(1, int(math.ceil(clients / float(per_proc))))
-    groups = [list(range(i, clients, nproc)) for i in range(nproc)]
-    procs = []
-    for g in groups:
-        p = ctx.Process(target=worker_main,
-                        args=(spec, g, ready_q, go_evt, start_val, result_q))
-        p.daemon = True
-        p.start()
-        procs.append(p)
-    results = []
-    finished = False
-    c0 = c1 = s0 = s1 = None
-    try:
-        deadline = time.monotonic() + 90
-        got = 0
-        while got < nproc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("clients did not get ready in 90 s")
-            try:
-                ready_q.get(timeout=min(left, 1.0))
-                got += 1
-            except Exception:
-                if not any(p.is_alive() for p in procs):
-                    raise RuntimeError("load generator processes died")
-        t_start = time.perf_counter() + 0.05
-        start_val.value = t_start
-        go_evt.set()
-        w_begin = t_start + spec["warmup"]
-        w_end = w_begin + spec["seconds"]
-        time.sleep(max(0.0, w_begin - time.perf_counter()))
-        c0 = cpu_times()
-        s0 = tree_cpu_s(server_root)
-        time.sleep(max(0.0, w_end - time.perf_counter()))
-        c1 = cpu_times()
-        s1 = tree_cpu_s(server_root)
-        deadline = time.monotonic() + spec["timeout"] + 30
-        while len(results) < nproc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("load generator did not finish")
-            try:
-                results.append(result_q.get(timeout=min(left, 1.0)))
-            except Exception:
-                if not any(p.is_alive() for p in procs) and \
-                        result_q.empty():
-                    break
-        finished = True
-    finally:
-        for p in procs:
-            p.join(timeout=5 if finished else 0.1)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=2)
+    g = common.run_generators(client_run, merge_clients, spec, clients,
+                              per_proc, ready_timeout=90, noun="clients",
+                              probe=lambda: tree_cpu_s(server_root))
+    results, nproc = g["results"], g["nproc"]
+    s0, s1 = g["probe0"], g["probe1"]
     lat = {o: [] for o in OPS}
     m = {"clients": clients, "procs": nproc, "ok_win": 0, "ok_total": 0,
          "errors": 0, "error_samples": [], "connect_failed": 0,
@@ -598,12 +522,7 @@ def run_cell(spec, clients, per_proc, server_root=None):
         if m["server_cpu_s"] is not None and m["ok_win"] else None
     m["client_cpu_pct_of_machine"] = 100.0 * m["client_cpu_s"] / (
         (spec["seconds"] + spec["warmup"]) * (os.cpu_count() or 1))
-    if c0 and c1:
-        tot, idle = c1[0] - c0[0], c1[1] - c0[1]
-        m["system_cpu_busy_pct"] = (100.0 * (tot - idle) / tot) if tot \
-            else None
-    else:
-        m["system_cpu_busy_pct"] = None
+    m["system_cpu_busy_pct"] = common.busy_pct(g["cpu0"], g["cpu1"])
     return m
 
 

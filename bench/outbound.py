@@ -52,7 +52,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(ROOT, "tests"))
 
-import run as common  # noqa: E402  (bench/run.py: shared helpers)
+import common  # noqa: E402  (bench/common.py: shared helpers)
+import run  # noqa: E402  (bench/run.py: SMTP client, Mailfort harness)
 
 HOST = common.HOST
 USER = common.USER
@@ -208,15 +209,15 @@ def inject(spec, n, ndomains, sessions, size):
                 res["error_samples"].append(msg)
 
     def open_session():
-        c = common.Client(HOST, spec["port"], tls_ctx, 30)
+        c = run.Client(HOST, spec["port"], tls_ctx, 30)
         try:
             code, text = c.reply()
             if code != 220:
-                raise common.SmtpError("banner: %d %s" % (code, text[:80]))
+                raise run.SmtpError("banner: %d %s" % (code, text[:80]))
             c.send(b"EHLO loadgen.client.test\r\n")
             code, text = c.reply()
             if code != 250:
-                raise common.SmtpError("EHLO: %d %s" % (code, text[:80]))
+                raise run.SmtpError("EHLO: %d %s" % (code, text[:80]))
             pipe = b"PIPELINING" in text.upper()
             if spec["auth"]:
                 tok = base64.b64encode(b"\0" + USER.encode() + b"\0" +
@@ -224,7 +225,7 @@ def inject(spec, n, ndomains, sessions, size):
                 c.send(b"AUTH PLAIN " + tok + b"\r\n")
                 code, text = c.reply()
                 if code != 235:
-                    raise common.SmtpError("AUTH: %d %s" % (code, text[:80]))
+                    raise run.SmtpError("AUTH: %d %s" % (code, text[:80]))
             return c, pipe
         except Exception:
             c.close()
@@ -244,7 +245,7 @@ def inject(spec, n, ndomains, sessions, size):
                 rcpt = "user@" + d
                 fac = facs.get(d)
                 if fac is None:
-                    fac = facs[d] = common.MessageFactory(
+                    fac = facs[d] = run.MessageFactory(
                         size, spec["sender"], rcpt, tag)
                 env = [("MAIL FROM:<%s>\r\n" % spec["sender"]).encode(),
                        ("RCPT TO:<%s>\r\n" % rcpt).encode(), b"DATA\r\n"]
@@ -340,7 +341,7 @@ def drain(sinks, n, timeout, poll=0.02):
 # --------------------------------------------------------------------------
 
 
-class OutMailfort(common.Mailfort):
+class OutMailfort(run.Mailfort):
     """Mailfort queueing and then delivering to the sinks."""
 
     def __init__(self, binary, work, cert, key, user, sink_port):
@@ -540,7 +541,7 @@ class OutPostfix:
                 raise RuntimeError("port %d is already in use" % p)
         self.postfix("start")
         self.started = True
-        e = common.wait_banner(self.ports["smtp"], False, 20)
+        e = run.wait_banner(self.ports["smtp"], False, 20)
         if e:
             raise RuntimeError("postfix 127.0.0.1:%d: %s\n%s" % (
                 self.ports["smtp"], e, tail(self.logfile)))

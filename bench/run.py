@@ -29,12 +29,8 @@ import base64
 import datetime
 import grp
 import json
-import math
-import multiprocessing as mp
 import os
-import platform
 import pwd
-import resource
 import shlex
 import shutil
 import signal
@@ -42,15 +38,15 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import warnings
 
-HOST = "127.0.0.1"
-DOMAIN = "example.test"
-USER = "bench@" + DOMAIN
-PASSWORD = "bench-password-1"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (bench/common.py: shared with the other suites)
+from common import (  # noqa: E402,F401  (also used as run.X by others)
+    HOST, DOMAIN, USER, PASSWORD, log, tail, port_free, count_files,
+    sha512_crypt, run, pid_alive, read_pid, make_cert, cpu_times,
+    percentile, machine_facts, fmt)
+
 REMOTE_SENDER = "sender@client.test"
 
 PORTS = {
@@ -288,31 +284,11 @@ def session_run(spec, sid, go_evt, start_val, out, lock, ready_cb):
         out.append(res)
 
 
-def worker_main(spec, sids, ready_q, go_evt, start_val, result_q):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = []
-    lock = threading.Lock()
-    remaining = [len(sids)]
-
-    def ready_cb():
-        with lock:
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                ready_q.put(os.getpid())
-
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    threads = [threading.Thread(target=session_run, daemon=True,
-                                args=(spec, sid, go_evt, start_val, out,
-                                      lock, ready_cb)) for sid in sids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+def merge_sessions(out):
+    """One generator process's session results, merged."""
     agg = {"lat": [], "ok_win": 0, "ok_total": 0, "errors": 0,
            "error_samples": [], "pipelining": [], "connect_failed": 0,
-           "reconnects": 0,
-           "cpu": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)}
+           "reconnects": 0}
     for r in out:
         agg["lat"].extend(r["lat"])
         for k in ("ok_win", "ok_total", "errors", "connect_failed",
@@ -320,84 +296,14 @@ def worker_main(spec, sids, ready_q, go_evt, start_val, result_q):
             agg[k] += r[k]
         agg["error_samples"].extend(r["error_samples"])
         agg["pipelining"].append(r["pipelining"])
-    result_q.put(agg)
-
-
-def cpu_times():
-    with open("/proc/stat") as f:
-        parts = f.readline().split()[1:]
-    vals = [int(x) for x in parts]
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    return sum(vals), idle
-
-
-def percentile(sorted_vals, q):
-    if not sorted_vals:
-        return None
-    k = max(0, min(len(sorted_vals) - 1,
-                   int(math.ceil(q * len(sorted_vals))) - 1))
-    return sorted_vals[k]
+    return agg
 
 
 def run_cell(spec, sessions, per_proc):
     """Runs one (server, mode, sessions) cell; returns a metrics dict."""
-    ctx = mp.get_context("fork")
-    ready_q = ctx.Queue()
-    result_q = ctx.Queue()
-    go_evt = ctx.Event()
-    start_val = ctx.Value("d", 0.0)
-    nproc = max(1, int(math.ceil(sessions / float(per_proc))))
-    groups = [list(range(i, sessions, nproc)) for i in range(nproc)]
-    procs = []
-    for g in groups:
-        p = ctx.Process(target=worker_main,
-                        args=(spec, g, ready_q, go_evt, start_val, result_q))
-        p.daemon = True
-        p.start()
-        procs.append(p)
-    results = []
-    finished = False
-    try:
-        deadline = time.monotonic() + 60
-        got = 0
-        while got < nproc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("sessions did not get ready in 60 s")
-            try:
-                ready_q.get(timeout=min(left, 1.0))
-                got += 1
-            except Exception:
-                if not any(p.is_alive() for p in procs):
-                    raise RuntimeError("load generator processes died")
-        t_start = time.perf_counter() + 0.05
-        start_val.value = t_start
-        go_evt.set()
-        # system CPU usage over the measurement window
-        w_begin = t_start + spec["warmup"]
-        w_end = w_begin + spec["seconds"]
-        time.sleep(max(0.0, w_begin - time.perf_counter()))
-        c0 = cpu_times()
-        time.sleep(max(0.0, w_end - time.perf_counter()))
-        c1 = cpu_times()
-        deadline = time.monotonic() + spec["timeout"] + 30
-        while len(results) < nproc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("load generator did not finish")
-            try:
-                results.append(result_q.get(timeout=min(left, 1.0)))
-            except Exception:
-                if not any(p.is_alive() for p in procs) and \
-                        result_q.empty():
-                    break
-        finished = True
-    finally:
-        for p in procs:
-            p.join(timeout=5 if finished else 0.1)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=2)
+    g = common.run_generators(session_run, merge_sessions, spec, sessions,
+                              per_proc, ready_timeout=60, noun="sessions")
+    results, nproc = g["results"], g["nproc"]
     lat = []
     m = {"sessions": sessions, "procs": nproc, "ok_win": 0, "ok_total": 0,
          "errors": 0, "error_samples": [], "connect_failed": 0,
@@ -424,43 +330,13 @@ def run_cell(spec, sessions, per_proc):
     m["p99_ms"] = None if not lat else percentile(lat, 0.99) * 1000
     m["max_ms"] = None if not lat else lat[-1] * 1000
     m["mean_ms"] = None if not lat else sum(lat) / len(lat) * 1000
-    tot, idle = c1[0] - c0[0], c1[1] - c0[1]
-    m["system_cpu_busy_pct"] = (100.0 * (tot - idle) / tot) if tot else None
+    m["system_cpu_busy_pct"] = common.busy_pct(g["cpu0"], g["cpu1"])
     return m
 
 
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-
-def log(msg):
-    sys.stderr.write("[bench] %s\n" % msg)
-    sys.stderr.flush()
-
-
-def tail(path, n=15):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - 8192))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-        return "\n".join("    " + l for l in lines[-n:])
-    except OSError as e:
-        return "    (%s)" % e
-
-
-def port_free(port):
-    s = socket.socket()
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((HOST, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def wait_banner(port, tls, timeout, alive=None):
@@ -494,82 +370,6 @@ def wait_banner(port, tls, timeout, alive=None):
             last = str(e) or e.__class__.__name__
         time.sleep(0.2)
     return last
-
-
-def count_files(top):
-    n = 0
-    try:
-        stack = [top]
-        while stack:
-            d = stack.pop()
-            with os.scandir(d) as it:
-                for e in it:
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-                    elif e.is_file(follow_symlinks=False):
-                        n += 1
-    except FileNotFoundError:
-        pass
-    return n
-
-
-def sha512_crypt(pw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-    return crypt.crypt(pw, crypt.mksalt(crypt.METHOD_SHA512))
-
-
-def run(cmd, check=True, **kw):
-    # output through a file, not a pipe: a daemon that keeps the pipe open
-    # must not make us wait for EOF
-    with tempfile.TemporaryFile() as out:
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                           stderr=subprocess.STDOUT, **kw)
-        out.seek(0)
-        r.stdout = out.read().decode("utf-8", "replace")
-    if check and r.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (
-            " ".join(cmd), r.returncode, r.stdout.strip()[-2000:]))
-    return r
-
-
-def pid_alive(pid):
-    """True while pid exists and is not a zombie (a daemon reparented to an
-    init that does not reap would otherwise look alive forever)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def read_pid(path):
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def make_cert(work):
-    cert = os.path.join(work, "cert.pem")
-    key = os.path.join(work, "key.pem")
-    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "30",
-         "-subj", "/CN=mail.example.test",
-         "-addext", "subjectAltName=DNS:mail.example.test"])
-    os.chmod(key, 0o644)  # private throwaway key; readable by dropped users
-    os.chmod(cert, 0o644)
-    return cert, key
 
 
 # --------------------------------------------------------------------------
@@ -976,35 +776,6 @@ class Postfix:
 # --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
-
-
-def machine_facts():
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    ver = {}
-    for pkg in ("postfix", "dovecot-core", "openssl"):
-        r = run(["dpkg-query", "-W", "-f=${Version}", pkg], check=False)
-        ver[pkg] = r.stdout.strip() if r.returncode == 0 else None
-    mem = None
-    try:
-        with open("/proc/meminfo") as f:
-            mem = int(f.readline().split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "mem_mb": mem,
-            "kernel": platform.release(), "python": platform.python_version(),
-            "host": platform.node(), "packages": ver}
-
-
-def fmt(v, spec="%.0f"):
-    return "-" if v is None else spec % v
 
 
 def lat_str(c):
