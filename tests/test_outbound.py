@@ -486,3 +486,72 @@ def test_relay_with_broken_starttls_never_sends_plaintext(world, pki):
         assert len(rows) == 1 and rows[0][3] == 0
     finally:
         sink.stop()
+
+
+def age_message(server, qid, seconds):
+    db = sqlite3.connect(os.path.join(server.data_dir, "queue", "queue.db"),
+                         timeout=30)
+    try:
+        with db:
+            db.execute("UPDATE message SET created = created - ? WHERE id = ?",
+                       (seconds, qid))
+    finally:
+        db.close()
+
+
+def test_delay_warning_then_expiry(world, pki):
+    """A message the MX keeps refusing with 4xx: after queue.delay_warning
+    the sender hears once that it is delayed; after queue.max_lifetime it
+    bounces with 4.4.7 and the last reply.  Time is moved by ageing the
+    queued message in the database."""
+    w = world(imap=True, postfix_kw={"temp_fail": ["hal@remote.test"]})
+    submit(w.server, pki, ["hal@remote.test"], message("hal@remote.test",
+                                                       "slow"))
+    wait_log(w.server, r"to=<hal@remote\.test>[^\n]*status=deferred")
+    qid = queue_rows(w.server)[0][0]
+    age_message(w.server, qid, 5 * 3600)          # past the 4 h warning
+    wait_log(w.server, r"sender notified: delayed")
+    dsns = wait_dsns(w.server, pki, 1)
+    assert len(dsns) == 1
+    assert "Delayed" in dsns[0]["Subject"]
+    _, rcpts = dsn_fields(dsns[0])
+    assert rcpts[0]["action"] == "delayed"
+    assert rcpts[0]["status"].startswith("4.")
+    assert "will-retry-until" in rcpts[0]
+    time.sleep(3)                                 # more tries, no 2nd warning
+    assert len(re.findall(r"sender notified: delayed", w.server.log())) == 1
+    age_message(w.server, qid, 5 * 86400)         # past the 5 days
+    dsns = wait_dsns(w.server, pki, 2)
+    assert len(dsns) == 2
+    failed = [d for d in dsns if "Delayed" not in d["Subject"]][0]
+    _, rcpts = dsn_fields(failed)
+    assert rcpts[0]["action"] == "failed"
+    assert rcpts[0]["status"] == "4.4.7"
+    assert "450" in failed.get_payload()[0].get_content()
+    wait_queue_empty(w.server)
+
+
+def test_size_limit_and_8bitmime(world, pki):
+    """The peer's SIZE is honoured before sending (bounce 5.3.4, nothing
+    sent); an 8-bit body goes with BODY=8BITMIME and arrives intact."""
+    w = world(imap=True, postfix_kw={"size_limit": 20000})
+    big = message("ivy@remote.test", "too big",
+                  body=("y" * 76 + "\r\n") * 400)
+    submit(w.server, pki, ["ivy@remote.test"], big)
+    dsns = wait_dsns(w.server, pki, 1)
+    assert len(dsns) == 1
+    _, rcpts = dsn_fields(dsns[0])
+    assert rcpts[0]["status"] == "5.3.4"
+    assert w.mta.messages("ivy@remote.test") == []
+    body = "Grüße aus Köln\r\n"
+    c = smtplib.SMTP_SSL("127.0.0.1", w.server.submissions_port,
+                         context=client_ctx(pki), timeout=30)
+    c.login(*USER)
+    c.sendmail(USER[0], ["jo@remote.test"],
+               ("From: <%s>\r\nTo: <jo@remote.test>\r\nSubject: 8bit\r\n"
+                "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8"
+                "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s" %
+                (USER[0], body)).encode(), mail_options=["BODY=8BITMIME"])
+    c.quit()
+    raw = w.mta.wait_for("jo@remote.test", 1)[0]
+    assert body.encode() in raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
