@@ -58,7 +58,7 @@ struct conn {
 	struct event *drain_ev;		/* deferred on_drained (TLS) */
 	unsigned timeout;
 	bool client;			/* conn_connect(): we are the client */
-	bool verify;			/* client: the certificate must verify */
+	bool verify;			/* client: certificate must verify */
 	bool name_checked;		/* client: a peer name was checked */
 	int connect_err;		/* client: errno of connect(), reported
 					 * from the idle timer */

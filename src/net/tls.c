@@ -1,6 +1,6 @@
 /*
- * tls.c - server and client TLS contexts.  Policy (DESIGN.md §1): TLS 1.2 and 1.3
- * only; "intermediate" follows Mozilla's intermediate configuration,
+ * tls.c - server and client TLS contexts.  Policy (DESIGN.md §1): TLS 1.2
+ * and 1.3 only; "intermediate" follows Mozilla's intermediate configuration,
  * "modern" allows TLS 1.3 only.  Several certificates: the unnamed pair
  * is the default, named pairs are chosen by SNI.  The master loads the
  * contexts (it can read the keys) and workers inherit them at fork; a

@@ -815,12 +815,17 @@ smtpc_on_rset(struct smtpc *c, const struct smtpc_reply *r)
 	smtpc_fail(c, r, false);
 }
 
+/* on_close gets 221 after QUIT whatever the peer said: we are done. */
 static void
 smtpc_on_quit(struct smtpc *c, const struct smtpc_reply *r)
 {
 	struct smtpc_reply q = { 0 };
 
-	smtpc_reply_make(&q, 221, "2.0.0", "QUIT: %s", r->text);
+	if (r->code == 221) {
+		smtpc_fail(c, r, false);
+		return;
+	}
+	smtpc_reply_make(&q, 221, "2.0.0", "QUIT answered with: %s", r->text);
 	smtpc_fail(c, &q, false);
 	smtpc_reply_free(&q);
 }
@@ -1172,7 +1177,8 @@ smtpc_on_conn_close(void *arg, const char *why)
 	case SMTPC_ST_CONNECT:
 		if ((tls = strncmp(why, "tls:", 4) == 0))
 			smtpc_reply_make(&r, 451, "4.7.5", "TLS handshake with "
-			    "%s failed: %s", c->peer, why + 4 + (why[4] == ' '));
+			    "%s failed: %s", c->peer,
+			    why + 4 + (why[4] == ' '));
 		else
 			smtpc_reply_make(&r, 451, "4.4.1", "connect to %s: %s",
 			    c->peer, strncmp(why, "connect: ", 9) == 0 ?
@@ -1205,6 +1211,19 @@ smtpc_on_conn_close(void *arg, const char *why)
 
 /* ---- the public functions ---- */
 
+/* "name[addr]" for made-up replies (logs, DSNs): the name comes from
+ * DNS, so anything but printable ASCII becomes '?'. */
+static char *
+smtpc_peer_text(const char *name, const char *addr)
+{
+	char *s = xasprintf("%s[%s]", name, addr);
+
+	for (char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return s;
+}
+
 struct smtpc *
 smtpc_connect(struct event_base *base, const struct sockaddr *addr,
     socklen_t addr_len, const struct smtpc_params *p,
@@ -1232,7 +1251,7 @@ smtpc_connect(struct event_base *base, const struct sockaddr *addr,
 	c->state = SMTPC_ST_CONNECT;
 	if (implicit && c->tls_ctx == NULL) {
 		c->addr = xstrdup("?");
-		c->peer = xasprintf("%s[?]", c->peer_name);
+		c->peer = smtpc_peer_text(c->peer_name, "?");
 		smtpc_fail_make(c, 451, "4.7.5", "implicit TLS without a TLS "
 		    "client context");
 		return c;
@@ -1241,7 +1260,7 @@ smtpc_connect(struct event_base *base, const struct sockaddr *addr,
 	    implicit ? c->tls_ctx : NULL, c->peer_name, c->verify,
 	    &smtpc_conn_ops, c);
 	c->addr = xstrdup(conn_peer_addr(c->conn));
-	c->peer = xasprintf("%s[%s]", c->peer_name, c->addr);
+	c->peer = smtpc_peer_text(c->peer_name, c->addr);
 	return c;
 }
 

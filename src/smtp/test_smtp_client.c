@@ -159,7 +159,7 @@ test_make_cert(void)
 
 /* ---- the fake server: one connection, blocking, in a thread ---- */
 
-enum fake_tls { FAKE_TLS_NONE, FAKE_TLS_OK, FAKE_TLS_DROP };
+enum fake_tls { FAKE_TLS_NONE, FAKE_TLS_OK, FAKE_TLS_DROP, FAKE_TLS_REFUSE };
 
 struct fake_cfg {
 	const char *greeting;	/* whole reply; NULL: 220 */
@@ -168,6 +168,7 @@ struct fake_cfg {
 	const char *mail_first;	/* reply to the first MAIL; NULL: 250 */
 	const char *final;	/* reply after the data; NULL: 250 */
 	size_t drop_after;	/* close after this many data bytes */
+	bool always_354;	/* DATA gets 354 even without recipients */
 	enum fake_tls starttls;
 	bool implicit;
 	const char *user, *pass;	/* AUTH credentials accepted */
@@ -265,7 +266,7 @@ fake_ehlo(struct fake *f)
 	const char *p = f->cfg.ehlo, *nl;
 
 	if (p == NULL) {
-		buf_adds(&f->out, "502 5.5.2 Error: command not recognized\r\n");
+		buf_adds(&f->out, "502 5.5.2 command not recognized\r\n");
 		return;
 	}
 	buf_adds(&f->out, *p ? "250-fake.test\r\n" : "250 fake.test\r\n");
@@ -342,7 +343,7 @@ fake_data(struct fake *f)
 {
 	char line[SMTPC_LINE_MAX * 40];
 
-	if (f->naccepted == 0) {
+	if (f->naccepted == 0 && !f->cfg.always_354) {
 		buf_adds(&f->out, "554 5.5.1 no valid recipients\r\n");
 		return true;
 	}
@@ -389,6 +390,9 @@ fake_command(struct fake *f, const char *line)
 		fake_ehlo(f);
 	} else if (strncmp(line, "HELO ", 5) == 0) {
 		buf_adds(&f->out, "250 fake.test\r\n");
+	} else if (strcmp(line, "STARTTLS\r\n") == 0 &&
+	    f->cfg.starttls == FAKE_TLS_REFUSE) {
+		buf_adds(&f->out, "454 4.7.0 TLS not available\r\n");
 	} else if (strcmp(line, "STARTTLS\r\n") == 0) {
 		buf_adds(&f->out, "220 2.0.0 ready to start TLS\r\n");
 		fake_flush(f);
@@ -800,6 +804,74 @@ test_refusals(void)
 	fake_free(&f);
 }
 
+/* RFC 2920 §3.1: DATA answered 354 though no RCPT was accepted: a
+ * lone "." whose reply does not count. */
+static void
+test_354_without_rcpts(void)
+{
+	static const char *const r[] = { "bad@y.test", "temp@y.test" };
+	struct fake_cfg cfg = { .strict = true, .ehlo = "PIPELINING",
+	    .always_354 = true };
+	struct smtpc_txn txn;
+	struct tc tc = { 0 };
+	struct fake f;
+	int fd = test_spool("never\r\n", 7);
+
+	txn = test_txn(r, 2, fd, 7);
+	tc.txns = &txn;
+	tc.ntxns = 1;
+	fake_start(&f, &cfg);
+	tc_run(&tc, &f.addr, &test_plain);
+	fake_stop(&f);
+	TEST_INT(tc.done, 1);
+	TEST_INT(txn.results[0].code, 550);
+	TEST_INT(txn.results[1].code, 450);
+	TEST_INT(f.data.len, 0);
+	TEST_STR(f.transcript.data, "EHLO client.test\n"
+	    "MAIL FROM:<a@x.test>\nRCPT TO:<bad@y.test>\n"
+	    "RCPT TO:<temp@y.test>\nDATA\nRSET\nQUIT\n");
+	close(fd);
+	tc_free(&tc);
+	fake_free(&f);
+}
+
+/* Megabytes over STARTTLS: backpressure through the TLS filter. */
+static void
+test_tls_big(struct tls_ctx *own)
+{
+	static const char *const r[] = { "ok@y.test" };
+	struct fake_cfg cfg = { .ehlo = "STARTTLS\nPIPELINING",
+	    .starttls = FAKE_TLS_OK };
+	struct smtpc_params p = test_plain;
+	size_t n = 5 << 20;
+	char *big = xmalloc(n);
+	struct smtpc_txn txn;
+	struct tc tc = { 0 };
+	struct fake f;
+	int fd;
+
+	for (size_t i = 0; i < n; i++)
+		big[i] = i % 80 == 78 ? '\r' : i % 80 == 79 ? '\n' :
+		    (char)('a' + i % 26);
+	fd = test_spool(big, n);
+	p.tls = SMTPC_TLS_MAY;
+	p.tls_ctx = own;
+	txn = test_txn(r, 1, fd, n);
+	tc.txns = &txn;
+	tc.ntxns = 1;
+	fake_start(&f, &cfg);
+	tc_run(&tc, &f.addr, &p);
+	fake_stop(&f);
+	TEST_INT(txn.results[0].code, 250);
+	TEST_TRUE(tc.tls_version[0] != '\0');
+	TEST_INT(f.data.len, n);
+	TEST_TRUE(f.data.len == n && memcmp(f.data.data, big, n) == 0);
+	close(fd);
+	free(big);
+	tc_free(&tc);
+	fake_free(&f);
+}
+
 /* The peer drops the connection in the middle of the data. */
 static void
 test_lost(void)
@@ -1060,6 +1132,15 @@ static const struct tls_case tls_cases[] = {
 	{ "verify ok", SMTPC_TLS_STARTTLS, FAKE_TLS_OK, false,
 	  "STARTTLS", "mx.test", true, true, NULL, NULL,
 	  221, NULL, false, true, true, NULL },
+	{ "may, refused", SMTPC_TLS_MAY, FAKE_TLS_REFUSE, false,
+	  "STARTTLS", "mx.test", true, false, NULL, NULL,
+	  221, NULL, false, true, false,
+	  "EHLO client.test\nSTARTTLS\nMAIL FROM:<a@x.test>\n"
+	  "RCPT TO:<ok@y.test>\nDATA\nQUIT\n" },
+	{ "required, refused", SMTPC_TLS_STARTTLS, FAKE_TLS_REFUSE, false,
+	  "STARTTLS", "mx.test", true, false, NULL, NULL,
+	  451, "STARTTLS required but refused by peer", false, false, false,
+	  "EHLO client.test\nSTARTTLS\n" },
 	{ "handshake dropped", SMTPC_TLS_MAY, FAKE_TLS_DROP, false,
 	  "STARTTLS", "mx.test", true, false, NULL, NULL,
 	  451, "TLS handshake with mx.test[127.0.0.1] failed", true, false,
@@ -1130,7 +1211,8 @@ test_tls_one(const struct tls_case *tcase, struct tls_ctx *own,
 		TEST_CHECK(tc.verified == tcase->verified, "%s: verified %d",
 		    tcase->name, tc.verified);
 		bool want_tls = tcase->implicit ||
-		    strstr(tcase->ehlo, "STARTTLS") != NULL;
+		    (strstr(tcase->ehlo, "STARTTLS") != NULL &&
+		    tcase->starttls == FAKE_TLS_OK);
 		TEST_CHECK((tc.tls_version[0] != '\0') == want_tls,
 		    "%s: tls version \"%s\"", tcase->name, tc.tls_version);
 		TEST_STR(f.data.data, "tls\r\n");
@@ -1158,6 +1240,7 @@ test_tls(void)
 		return;
 	for (size_t i = 0; i < MF_ARRAY_LEN(tls_cases); i++)
 		test_tls_one(&tls_cases[i], own, sys);
+	test_tls_big(own);
 	tls_ctx_free(&own);
 	tls_ctx_free(&sys);
 }
@@ -1172,6 +1255,7 @@ main(void)
 	test_pipelining();
 	test_lockstep();
 	test_refusals();
+	test_354_without_rcpts();
 	test_lost();
 	test_helo();
 	test_bad_peers();
