@@ -1018,6 +1018,48 @@ test_connect_refused(void)
 	TEST_HAS(tc.why.text, "connect to mx.test[127.0.0.1]: Connection "
 	    "refused");
 	tc_free(&tc);
+
+	/* socket() itself fails: reported on the next loop turn */
+	struct tc tc2 = { 0 };
+	a.sin_family = AF_UNSPEC;
+	tc_run(&tc2, &a, &test_plain);
+	TEST_INT(tc2.why.code, 451);
+	TEST_HAS(tc2.why.text, "connect to mx.test[unknown]: Address family "
+	    "not supported");
+	tc_free(&tc2);
+}
+
+/* A listener whose accept queue is full drops our SYN: the connect
+ * timeout ends it. */
+static void
+test_connect_timeout(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct smtpc_params p = test_plain;
+	socklen_t len = sizeof(a);
+	struct tc tc = { 0 };
+	int l = socket(AF_INET, SOCK_STREAM, 0), fill[4];
+	uint64_t t0;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	xassert(bind(l, (struct sockaddr *)&a, len) == 0);
+	xassert(listen(l, 0) == 0);
+	xassert(getsockname(l, (struct sockaddr *)&a, &len) == 0);
+	for (size_t i = 0; i < MF_ARRAY_LEN(fill); i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		(void)connect(fill[i], (struct sockaddr *)&a, len);
+	}
+	usleep(100000);
+	p.connect_timeout = 1;
+	t0 = time_mono_ms();
+	tc_run(&tc, &a, &p);
+	TEST_INT(tc.why.code, 451);
+	TEST_HAS(tc.why.text, "connect to mx.test[127.0.0.1]: timeout");
+	TEST_TRUE(time_mono_ms() - t0 < 5000);
+	for (size_t i = 0; i < MF_ARRAY_LEN(fill); i++)
+		close(fill[i]);
+	close(l);
+	tc_free(&tc);
 }
 
 /* The peer's final reply is 421: the result, then the close. */
@@ -1260,6 +1302,7 @@ main(void)
 	test_helo();
 	test_bad_peers();
 	test_connect_refused();
+	test_connect_timeout();
 	test_final_421();
 	test_bdat();
 	test_tls();
