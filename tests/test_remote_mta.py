@@ -18,7 +18,8 @@ MSG = (b"From: <a@client.test>\r\nTo: <bob@remote.test>\r\n"
 @pytest.fixture(scope="module")
 def mta(pki):
     port = free_port()
-    m = RemoteMTA(listen=[("127.0.0.2", port), ("127.0.0.3", port)],
+    m = RemoteMTA(listen=[("127.0.0.2", port), ("127.0.0.3", port),
+                          ("::1", port)],
                   domains=["remote.test", "other.test"],
                   cert=pki["cert"], key=pki["key"],
                   reject=["nobody@remote.test"], size_limit=100000)
@@ -63,6 +64,13 @@ def test_postfix_accepts_over_starttls_and_stores(mta, pki):
     got = mta.wait_for("bob@remote.test", 2, timeout=15)
     assert len(got) == 2
     assert "using TLS" not in header_values(got[1], "Received")[0]
+    # and over IPv6 loopback
+    c = _client("::1", mta.port, pki)
+    c.sendmail("a@client.test", ["bob@remote.test"], MSG)
+    c.quit()
+    got = mta.wait_for("bob@remote.test", 3, timeout=15)
+    assert len(got) == 3
+    assert "[IPv6:::1]" in header_values(got[2], "Received")[0]
 
 
 def test_postfix_rejects_and_limits(mta, pki):
