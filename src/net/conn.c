@@ -32,10 +32,10 @@
 #define CONN_CONNECT_TIMEOUT 30	/* when conn_connect() is given 0 */
 
 enum conn_phase {
-	CONN_PH_CONNECTING,		/* outbound: TCP connect under way */
 	CONN_PH_PROXY,
 	CONN_PH_HANDSHAKE,
 	CONN_PH_OPEN,
+	CONN_PH_CONNECTING,		/* outbound: TCP connect under way */
 };
 
 struct conn {
