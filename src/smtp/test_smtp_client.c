@@ -169,6 +169,7 @@ struct fake_cfg {
 	const char *final;	/* reply after the data; NULL: 250 */
 	size_t drop_after;	/* close after this many data bytes */
 	bool always_354;	/* DATA gets 354 even without recipients */
+	unsigned chaos;		/* seed: every line gets a random reply */
 	enum fake_tls starttls;
 	bool implicit;
 	const char *user, *pass;	/* AUTH credentials accepted */
@@ -432,6 +433,41 @@ fake_command(struct fake *f, const char *line)
 	return true;
 }
 
+/* Complete replies only (a partial one would just wait for the
+ * timeout), sane and not. */
+static const char *const fake_chaos_replies[] = {
+	"220 ok", "250 ok", "250-a\r\n250 b",
+	"250-PIPELINING\r\n250-SIZE 10\r\n250-8BITMIME\r\n250 SMTPUTF8",
+	"250-PIPELINING\r\n250 SIZE", "354 go", "334 x", "421 4.3.2 bye",
+	"450 4.1.1 no", "550 5.1.1 no", "552 5.3.4 big", "500 what",
+	"garbage", "2", "250-a\r\n550 b", "", "221 bye", "250 2.0.0 ok",
+	"999 x", "235 ok", "250 2.0.0 ok", "250 ok", "354 go",
+};
+
+static unsigned
+fake_rand(unsigned *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return (*seed >> 16) & 0x7fff;
+}
+
+static void
+fake_chaos(struct fake *f)
+{
+	unsigned seed = f->cfg.chaos;
+	char line[SMTPC_LINE_MAX * 2];
+	size_t n = MF_ARRAY_LEN(fake_chaos_replies);
+
+	buf_printf(&f->out, "%s\r\n", fake_rand(&seed) % 8 == 0 ?
+	    fake_chaos_replies[fake_rand(&seed) % n] : "220 chaos");
+	fake_flush(f);
+	while (fake_getline(f, line, sizeof(line))) {
+		buf_printf(&f->out, "%s\r\n",
+		    fake_chaos_replies[fake_rand(&seed) % n]);
+		fake_flush(f);
+	}
+}
+
 static void *
 fake_main(void *arg)
 {
@@ -442,6 +478,10 @@ fake_main(void *arg)
 		return NULL;
 	if (f->cfg.implicit && !fake_tls(f))
 		goto out;
+	if (f->cfg.chaos != 0) {
+		fake_chaos(f);
+		goto out;
+	}
 	buf_adds(&f->out, f->cfg.greeting ? f->cfg.greeting :
 	    "220 fake.test ESMTP\r\n");
 	fake_flush(f);
@@ -870,6 +910,50 @@ test_tls_big(struct tls_ctx *own)
 	free(big);
 	tc_free(&tc);
 	fake_free(&f);
+}
+
+/* Random replies: the client must end every conversation with one
+ * on_close, and every finished transaction with a result per
+ * recipient. */
+static void
+test_chaos(void)
+{
+	static const char *const r[] = { "a@y.test", "b@y.test",
+	    "c@y.test" };
+	struct fake_cfg cfg = { 0 };
+	const char *msg = "Subject: x\r\n\r\n.body\r\n";
+	int fd = test_spool(msg, strlen(msg));
+
+	for (unsigned seed = 1; seed <= 300; seed++) {
+		struct smtpc_txn txns[3];
+		struct tc tc = { 0 };
+		struct fake f;
+
+		for (size_t i = 0; i < 3; i++) {
+			txns[i] = test_txn(r, 1 + i, fd, 23);
+			txns[i].body = (int)i % 2;
+		}
+		tc.txns = txns;
+		tc.ntxns = 3;
+		cfg.chaos = seed;
+		fake_start(&f, &cfg);
+		tc_run(&tc, &f.addr, &test_plain);
+		fake_stop(&f);
+		TEST_CHECK(tc.closed, "seed %u: no on_close", seed);
+		TEST_CHECK(tc.why.code >= 200 && tc.why.code <= 599,
+		    "seed %u: why %d", seed, tc.why.code);
+		for (int t = 0; t < tc.done; t++)
+			for (size_t i = 0; i < txns[t].nrcpts; i++)
+				TEST_CHECK(txns[t].results[i].code >= 200 &&
+				    txns[t].results[i].code <= 599 &&
+				    txns[t].results[i].text != NULL,
+				    "seed %u txn %d: result %d", seed, t,
+				    txns[t].results[i].code);
+		tc.ntxns = tc.next;	/* only those sent have results */
+		tc_free(&tc);
+		fake_free(&f);
+	}
+	close(fd);
 }
 
 /* The peer drops the connection in the middle of the data. */
@@ -1304,6 +1388,7 @@ main(void)
 	test_connect_refused();
 	test_connect_timeout();
 	test_final_421();
+	test_chaos();
 	test_bdat();
 	test_tls();
 	unlink(test_ca_file);
