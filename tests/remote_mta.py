@@ -57,6 +57,7 @@ Nothing here imports the benchmark code.
 """
 
 import asyncio
+import atexit
 import grp
 import os
 import pwd
@@ -98,6 +99,17 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
+
+# instances whose Postfix runs: stopped at interpreter exit if a test run
+# is interrupted before their stop()
+_RUNNING = set()
+
+
+@atexit.register
+def _stop_all():
+    for mta in list(_RUNNING):
+        mta.stop()
+
 
 REJECT_REPLY = "550 5.1.1 no such user"
 TEMP_FAIL_REPLY = "450 4.2.0 try later"
@@ -352,6 +364,7 @@ class RemoteMTA:
             # errors before the master runs go to syslog, not maillog
             self.postfix("start")
             self.started = True
+            _RUNNING.add(self)
             deadline = time.monotonic() + timeout
             for a, p in self.listen:
                 while not _banner(a, p, 2):
@@ -417,6 +430,7 @@ class RemoteMTA:
                 except OSError:
                     pass
             self.started = False
+        _RUNNING.discard(self)
         if cleanup and self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
