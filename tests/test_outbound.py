@@ -555,3 +555,25 @@ def test_size_limit_and_8bitmime(world, pki):
     c.quit()
     raw = w.mta.wait_for("jo@remote.test", 1)[0]
     assert body.encode() in raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_mx_with_broken_starttls_gets_plaintext_retry(world, pki):
+    """Port 25 is opportunistic: when the MX offers STARTTLS but the
+    handshake fails, the same host is tried again without TLS (Postfix's
+    "may" level), and the log says so."""
+    w = world()
+    sink = SmtpSink(port=w.port, host="127.0.0.3", broken_starttls="garbage")
+    sink.start()
+    try:
+        submit(w.server, pki, ["kim@sink.test"], message("kim@sink.test",
+                                                         "fallback"))
+        got = sink.wait_for(1, timeout=30)
+        assert len(got) == 1 and got[0]["tls"] is False
+        assert any(ev[0] == "starttls" for ev in sink.events)
+        log = w.server.log()
+        assert re.search(r"TLS handshake with sink\.sink\.test\[127\.0\.0\.3\]"
+                         r" failed[^\n]*trying again without TLS", log), log
+        wait_log(w.server, r"to=<kim@sink\.test> relay=sink\.sink\.test"
+                 r"\[127\.0\.0\.3\]:\d+ tls=none[^\n]*status=sent")
+    finally:
+        sink.stop()
