@@ -577,3 +577,71 @@ def test_mx_with_broken_starttls_gets_plaintext_retry(world, pki):
                  r"\[127\.0\.0\.3\]:\d+ tls=none[^\n]*status=sent")
     finally:
         sink.stop()
+
+
+def test_relay_per_sender_domain(world, pki, make_server):
+    """relay.sender_map (postfix-relaymap.cf) sends mail from example.org
+    through the relay with the credentials of relay.password_map
+    (postfix-sasl-password.cf); mail from example.test goes direct."""
+    w = world()
+    relay = make_server(start=False,
+                        accounts={"admin@example.org": "org-relay-pw"},
+                        extra={"dns.resolver": w.dns.resolver,
+                               "dns.trust_anchor": w.dns.trust_anchor,
+                               "outbound.mx_port": str(w.port)})
+    relay.start()
+    relaymap = os.path.join(w.server.dir, "postfix-relaymap.cf")
+    with open(relaymap, "w") as f:
+        f.write("# docker-mailserver format\n"
+                "@example.org [127.0.0.1]:%d\n"
+                "@example.test\n" % relay.submissions_port)
+    os.chmod(relaymap, 0o644)
+    pwmap = os.path.join(w.server.dir, "postfix-sasl-password.cf")
+    with open(pwmap, "w") as f:
+        f.write("@example.org admin@example.org:org-relay-pw\n")
+    os.chmod(pwmap, 0o600)
+    if os.getuid() == 0:
+        import pwd
+        os.chown(pwmap, pwd.getpwnam("nobody").pw_uid, -1)
+    w.server.stop()
+    w.server.write_config({
+        "dns.resolver": w.dns.resolver, "dns.trust_anchor": w.dns.trust_anchor,
+        "outbound.mx_port": str(w.port), "relay.tls": "implicit",
+        "relay.sender_map": relaymap, "relay.password_map": pwmap,
+        "relay.ca_file": pki["ca"]}, {}, 2)
+    w.server.start()
+    send(w.server, w.server.submissions_port, "admin@example.org",
+         ["org@remote.test"], message("org@remote.test", "org via relay",
+                                      frm="admin@example.org"),
+         tls="implicit", auth=("admin@example.org", "secret-admin"), pki=pki)
+    submit(w.server, pki, ["direct@remote.test"],
+           message("direct@remote.test", "test direct"))
+    raw = w.mta.wait_for("org@remote.test", 1, timeout=40)[0]
+    assert b"with ESMTPSA" in raw
+    w.mta.wait_for("direct@remote.test", 1, timeout=40)
+    wait_log(w.server, r"to=<org@remote\.test> relay=127\.0\.0\.1\[127\.0\.0\.1"
+             r"\]:%d tls=TLSv1\.[23]/\S+ verified[^\n]*status=sent" %
+             relay.submissions_port)
+    wait_log(w.server, r"to=<direct@remote\.test> relay=mx1\.remote\.test"
+             r"[^\n]*status=sent")
+
+
+def test_relay_password_map_readable_by_others_is_refused(world, pki):
+    w = world()
+    pwmap = os.path.join(w.server.dir, "sasl.cf")
+    with open(pwmap, "w") as f:
+        f.write("[127.0.0.1]:2 u:p\n")
+    os.chmod(pwmap, 0o644)
+    w.server.stop()
+    w.server.write_config({
+        "dns.resolver": w.dns.resolver, "dns.trust_anchor": w.dns.trust_anchor,
+        "outbound.mx_port": str(w.port), "relay.host": "[127.0.0.1]:2",
+        "relay.password_map": pwmap}, {}, 2)
+    w.server.start()
+    submit(w.server, pki, ["held@remote.test"], message("held@remote.test",
+                                                        "held"))
+    wait_log(w.server, r"relay\.password_map \S+: readable by others")
+    time.sleep(2)
+    rows = queue_rows(w.server)
+    assert len(rows) == 1 and rows[0][3] == 0     # kept, not sent, not lost
+    assert w.mta.messages("held@remote.test") == []

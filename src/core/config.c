@@ -131,6 +131,12 @@ static const struct cfg_row cfg_rows[] = {
   "the relay's certificate must verify (chain and host name)" },
 { "relay", "ca_file", CFG_PATH, "", 0, 0, OFF(relay_ca_file),
   "CA certificates (PEM) for the relay; empty: the system's" },
+{ "relay", "sender_map", CFG_PATH, "", 0, 0, OFF(relay_sender_map),
+  "relay per sender domain (postfix-relaymap.cf: @domain [host]:port, "
+  "or @domain alone for direct delivery)" },
+{ "relay", "password_map", CFG_PATH, "", 0, 0, OFF(relay_password_map),
+  "relay credentials (postfix-sasl-password.cf: @domain or [host]:port, "
+  "then user:password); mode 0600" },
 { "dns", "resolver", CFG_HOSTPORT, "", 0, 0, OFF(dns_resolver),
   "ADDR:PORT of the DNS resolver; empty: the system's" },
 { "dns", "trust_anchor", CFG_PATH, "", 0, 0, OFF(dns_trust_anchor),
@@ -682,6 +688,8 @@ config_free(struct config *cfg)
 	free(cfg->relay_user);
 	free(cfg->relay_password_file);
 	free(cfg->relay_ca_file);
+	free(cfg->relay_sender_map);
+	free(cfg->relay_password_map);
 	free(cfg->dns_resolver);
 	free(cfg->dns_trust_anchor);
 	free(cfg->dkim_selector);

@@ -90,6 +90,8 @@ struct config {
 	char *relay_password_file;
 	bool relay_verify;
 	char *relay_ca_file;		/* "": the system's CA store */
+	char *relay_sender_map;		/* postfix-relaymap.cf */
+	char *relay_password_map;	/* postfix-sasl-password.cf */
 	/* [dns] */
 	char *dns_resolver;
 	char *dns_trust_anchor;

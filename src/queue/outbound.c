@@ -113,7 +113,8 @@ struct ob_conn {
 };
 
 struct ob_dest {
-	char *name;		/* domain, or "" for the relay */
+	char *name;		/* domain, or the relay's name */
+	const struct ob_relay *relay;	/* NULL: MX delivery */
 	struct ob_job *head, *tail;
 	size_t njobs;
 	unsigned active;	/* connections */
@@ -158,10 +159,7 @@ struct ob {
 	struct dns *dns;
 	struct tls_ctx *tls, *relay_tls;
 	struct accounts *acc;
-	char *relay_host;	/* parsed [relay] host */
-	uint16_t relay_port;
-	enum smtpc_tls relay_mode;
-	char *relay_password;
+	struct ob_relays *relays;
 	sqlite3 *db;
 	sqlite3_stmt *due, *done, *fail, *defer, *left, *del, *warned,
 	    *set_dkim;
@@ -764,7 +762,7 @@ static const struct smtpc_ops ob_smtpc_ops = {
 static bool
 ob_is_relay(const struct ob_dest *d)
 {
-	return d->name[0] == '\0';
+	return d->relay != NULL;
 }
 
 static void
@@ -845,13 +843,12 @@ ob_conn_try(struct ob_conn *oc)
 	p.peer_name = oc->host;
 	p.connect_timeout = (unsigned)ob->cfg->out_connect_timeout;
 	if (ob_is_relay(oc->dest)) {
-		p.tls = ob->relay_mode;
+		const struct ob_relay *r = oc->dest->relay;
+		p.tls = r->mode;
 		p.tls_ctx = ob->relay_tls;
 		p.verify = ob->cfg->relay_verify;
-		if (ob->cfg->relay_user[0] != '\0') {
-			p.auth_user = ob->cfg->relay_user;
-			p.auth_password = ob->relay_password;
-		}
+		p.auth_user = r->user;
+		p.auth_password = r->password;
 	} else {
 		p.tls = oc->plaintext_retry ? SMTPC_TLS_NONE : SMTPC_TLS_MAY;
 		p.tls_ctx = ob->tls;
@@ -878,7 +875,7 @@ ob_on_dns(void *arg, struct dns_mx *mx)
 			return;
 		if (oc->last_error == NULL)
 			ob_set_error(oc, "4.4.3", "no usable address for %s",
-			    ob_is_relay(d) ? oc->ob->relay_host : d->name);
+			    ob_is_relay(d) ? d->relay->host : d->name);
 		ob_dest_fail_all(oc, 451);
 		break;
 	case DNS_NULL_MX:
@@ -886,7 +883,7 @@ ob_on_dns(void *arg, struct dns_mx *mx)
 		if (ob_is_relay(d)) {
 			/* our own configuration: wait, don't bounce */
 			ob_set_error(oc, "4.4.3", "relay host %s: %s",
-			    oc->ob->relay_host, mx->error ? mx->error :
+			    d->relay->host, mx->error ? mx->error :
 			    "not found");
 			ob_dest_fail_all(oc, 451);
 			break;
@@ -924,8 +921,8 @@ ob_conn_start(struct ob *ob, struct ob_dest *d)
 	ob->nconns++;
 	d->active++;
 	if (ob_is_relay(d))
-		oc->q = dns_resolve_host(ob->dns, ob->relay_host, ob->relay_port,
-		    ob_on_dns, oc);
+		oc->q = dns_resolve_host(ob->dns, d->relay->host,
+		    d->relay->port, ob_on_dns, oc);
 	else
 		oc->q = dns_resolve_mx(ob->dns, d->name,
 		    (uint16_t)ob->cfg->mx_port, ob_on_dns, oc);
@@ -1135,15 +1132,16 @@ ob_on_close(void *arg, const struct smtpc_reply *why_, bool tls_failed)
 /* ---- loading due work ---- */
 
 static struct ob_dest *
-ob_dest_get(struct ob *ob, const char *name)
+ob_dest_get(struct ob *ob, const char *name, const struct ob_relay *relay)
 {
 	struct ob_dest *d;
 
 	for (d = ob->dests; d != NULL; d = d->next)
-		if (strcmp(d->name, name) == 0)
+		if (d->relay == relay && strcmp(d->name, name) == 0)
 			return d;
 	d = xcalloc(1, sizeof(*d));
 	d->name = xstrdup(name);
+	d->relay = relay;
 	d->limit = (unsigned)ob->cfg->out_dest_concurrency;
 	d->next = ob->dests;
 	ob->dests = d;
@@ -1166,6 +1164,7 @@ ob_load(struct ob *ob)
 		const char *id = (const char *)sqlite3_column_text(s, 0);
 		const char *addr = (const char *)sqlite3_column_text(s, 1);
 		bool bounce_now = sqlite3_column_int(s, 2) == 3;
+		const struct ob_relay *relay;
 		struct ob_dest *d;
 		struct ob_job *j;
 		struct ob_rcpt *r;
@@ -1174,8 +1173,10 @@ ob_load(struct ob *ob)
 		    ob_inflight_has(ob, id, addr))
 			continue;
 		rows++;
-		d = ob_dest_get(ob, ob->relay_host != NULL ? "" :
-		    ob_domain(addr));
+		relay = ob_relays_route(ob->relays,
+		    (const char *)sqlite3_column_text(s, 4));
+		d = ob_dest_get(ob, relay != NULL ? relay->name :
+		    ob_domain(addr), relay);
 		j = bounce_now ? bounce_jobs : d->tail;
 		if (j == NULL || strcmp(j->id, id) != 0 ||
 		    j->nrcpts == OB_JOB_RCPTS) {
@@ -1315,42 +1316,6 @@ ob_prepare(struct ob *ob)
 	return 0;
 }
 
-/* The relay password: the first line of a file only we may read. */
-static int
-ob_read_password(struct ob *ob)
-{
-	const char *path = ob->cfg->relay_password_file;
-	char line[1024];
-	struct stat sb;
-	FILE *f;
-
-	if (path == NULL || path[0] == '\0') {
-		if (ob->cfg->relay_user[0] != '\0') {
-			log_warnx("relay.user is set but relay.password_file "
-			    "is not");
-			return -1;
-		}
-		return 0;
-	}
-	if ((f = fopen(path, "re")) == NULL) {
-		log_warn("relay.password_file %s", path);
-		return -1;
-	}
-	if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 0077) != 0) {
-		log_warnx("relay.password_file %s: readable by others "
-		    "(chmod 600 it)", path);
-		fclose(f);
-		return -1;
-	}
-	if (fgets(line, sizeof(line), f) == NULL)
-		line[0] = '\0';
-	fclose(f);
-	line[strcspn(line, "\r\n")] = '\0';
-	ob->relay_password = xstrdup(line);
-	explicit_bzero(line, sizeof(line));
-	return 0;
-}
-
 static int
 ob_init(struct ob *ob, const struct config *cfg, volatile int *stop)
 {
@@ -1375,35 +1340,15 @@ ob_init(struct ob *ob, const struct config *cfg, volatile int *stop)
 		log_warnx("outbound: TLS: %s", err);
 		return -1;
 	}
-	if (cfg->relay_host != NULL && cfg->relay_host[0] != '\0') {
-		char *colon = strrchr(cfg->relay_host, ':');
-		uint64_t port = 25;
-		if (colon == NULL || str_to_u64(colon + 1, 1, 65535, &port) < 0) {
-			log_warnx("relay.host %s: no port", cfg->relay_host);
-			return -1;
-		}
-		ob->relay_host = xstrndup(cfg->relay_host,
-		    (size_t)(colon - cfg->relay_host));
-		if (ob->relay_host[0] == '[') {
-			/* [ADDR]:PORT */
-			size_t l = strlen(ob->relay_host);
-			if (l > 2 && ob->relay_host[l - 1] == ']') {
-				memmove(ob->relay_host, ob->relay_host + 1,
-				    l - 2);
-				ob->relay_host[l - 2] = '\0';
-			}
-		}
-		ob->relay_port = (uint16_t)port;
-		ob->relay_mode = cfg->relay_tls == RELAY_TLS_IMPLICIT ||
-		    (cfg->relay_tls == RELAY_TLS_AUTO && port == 465) ?
-		    SMTPC_TLS_IMPLICIT : SMTPC_TLS_STARTTLS;
-		if ((ob->relay_tls = tls_client_ctx_new(cfg->relay_ca_file,
-		    &err)) == NULL) {
-			log_warnx("outbound: relay TLS: %s", err);
-			return -1;
-		}
-		if (ob_read_password(ob) < 0)
-			return -1;
+	if (ob_relays_load(cfg, &ob->relays) < 0) {
+		log_warnx("outbound: the relay configuration has errors; "
+		    "remote mail stays queued until it is fixed");
+		return -1;
+	}
+	if (ob_relays_any(ob->relays) && (ob->relay_tls =
+	    tls_client_ctx_new(cfg->relay_ca_file, &err)) == NULL) {
+		log_warnx("outbound: relay TLS: %s", err);
+		return -1;
 	}
 	ob->acc = accounts_open(cfg->users_file, cfg->aliases_file);
 	ob->tick = event_new(ob->base, -1, EV_PERSIST, ob_on_tick, ob);
@@ -1470,11 +1415,7 @@ ob_cleanup(struct ob *ob)
 	for (size_t i = 0; i < MF_ARRAY_LEN(st); i++)
 		sqlite3_finalize(st[i]);
 	sqlite3_close(ob->db);
-	if (ob->relay_password != NULL) {
-		explicit_bzero(ob->relay_password, strlen(ob->relay_password));
-		free(ob->relay_password);
-	}
-	free(ob->relay_host);
+	ob_relays_free(&ob->relays);
 	if (ob->base != NULL)
 		event_base_free(ob->base);
 }
@@ -1486,9 +1427,10 @@ ob_thread(void *arg)
 {
 	struct ob *ob = arg;
 
+	const struct ob_relay *r = ob_relays_route(ob->relays, "");
+
 	log_info("outbound delivery started%s%s",
-	    ob->relay_host ? " via relay " : "",
-	    ob->relay_host ? ob->relay_host : "");
+	    r != NULL ? " via relay " : "", r != NULL ? r->name : "");
 	event_base_dispatch(ob->base);
 	return NULL;
 }

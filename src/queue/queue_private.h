@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "queue/queue.h"
+#include "smtp/smtp.h"
 
 #define SPOOL_WRITE_CHUNK (64 * 1024)
 
@@ -88,5 +89,26 @@ struct outbound;
 struct outbound *outbound_start(const struct config *cfg, volatile int *stop);
 /* Waits for the thread (after *stop was set) and frees everything. */
 void outbound_wait(struct outbound **ob);
+
+/* ---- relay hosts (outbound_relay.c) ---- */
+struct ob_relay {
+	char *name;		/* as configured: "[host]:port" */
+	char *host;
+	uint16_t port;
+	enum smtpc_tls mode;	/* IMPLICIT or STARTTLS: never plaintext */
+	char *user, *password;	/* NULL: no AUTH */
+	struct ob_relay *next;
+};
+struct ob_relays;
+/* relay.host, relay.sender_map, relay.password_map and friends.  -1 when
+ * something is wrong (logged; what could be read is kept in *rs_r, which
+ * the caller frees either way). */
+int ob_relays_load(const struct config *cfg, struct ob_relays **rs_r) MF_WUR;
+/* The relay for mail from sender; NULL: direct MX delivery. */
+const struct ob_relay *ob_relays_route(const struct ob_relays *rs,
+    const char *sender);
+/* Any relay configured at all? */
+bool ob_relays_any(const struct ob_relays *rs);
+void ob_relays_free(struct ob_relays **rs);
 
 #endif
