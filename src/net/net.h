@@ -127,6 +127,31 @@ int conn_starttls(struct conn *c, struct tls_ctx *tls) MF_WUR;
  */
 int listener_bind(const char *host, const char *port);
 
+/* ---- timers: one-shot callbacks on the loop ---- */
+/*
+ * A timer calls fn(arg) on base's loop thread when it fires, and
+ * never from inside a net_timer_*() call.  fn may add the timer again
+ * (a ticker re-arms itself first thing) or free it.  Loop thread only.
+ */
+struct net_timer;
+
+/* Unarmed.  Lives until net_timer_free(). */
+struct net_timer *net_timer_new(struct event_base *base, void (*fn)(void *arg),
+    void *arg);
+/*
+ * Arms t to fire once, ms milliseconds from now (give or take the few ms
+ * of libevent's coarse clock).  0 means "run soon": as soon as the loop
+ * is back in control, after the callbacks already due.  Re-arming an
+ * armed timer replaces the time set before: fn still runs once.
+ */
+void net_timer_add(struct net_timer *t, unsigned ms);
+/* Disarms t; fn will not run until the next net_timer_add(). */
+void net_timer_cancel(struct net_timer *t);
+/* Armed and not yet fired (false inside fn unless fn re-armed it). */
+bool net_timer_pending(const struct net_timer *t);
+/* Disarms and frees; *t becomes NULL; NULL is ignored. */
+void net_timer_free(struct net_timer **t);
+
 /* ---- thread pool: blocking work off the event loop ---- */
 /*
  * work(arg) runs on a pool thread; done(arg) then runs on the loop thread
