@@ -4,7 +4,7 @@
 set -eu
 what=${1:-build}
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libssl-dev
- libsqlite3-dev libinih-dev libcrypt-dev libargon2-dev libunbound-dev
+ libsqlite3-dev libinih-dev libcrypt-dev libargon2-dev libunbound-dev libidn2-dev
  dns-root-data ca-certificates openssl"
 case "$what" in
 test) pkgs="$pkgs python3 python3-pytest swaks fetchmail isync clang libclang-rt-14-dev python3-dkim

@@ -32,6 +32,8 @@ ZONES = {
     "remote.test": REMOTE,
     "signed.test": "@ MX 5 mx\nmx A 127.0.0.6\n",
     "bogus.test": "@ MX 5 mx\nmx A 127.0.0.7\n",
+    # bücher.test in its A-label form (RFC 5891)
+    "xn--bcher-kva.test": "@ MX 5 mx\nmx A 127.0.0.8\n",
 }
 
 
@@ -171,11 +173,11 @@ def test_host(mf):
 def test_bad_names(mf):
     for name in ("bad_name.remote.test", "a..remote.test",
                  "-x.remote.test", "x" * 64 + ".test",
-                 "b\u00fccher.test"):
+                 "b\u00fccher\u2024.test"):
         rc, head, error, hosts = run(mf, "mx", name)
         assert rc == 1 and head["status"] == "not-found", name
         assert error
-    assert "A-label" in run(mf, "mx", "b\u00fccher.test")[2]
+    assert "internationalized" in run(mf, "mx", "b\u00fccher\u2024.test")[2]
     r = mf.cli("dns", "mx")
     assert r.returncode == 2 and "usage" in r.stderr
 
@@ -211,3 +213,14 @@ def test_bad_config(make_server, dns):
                     start=False)
     r = s.cli("dns", "mx", "remote.test")
     assert r.returncode == 1 and "resolver" in r.stderr
+
+
+def test_internationalized_domain(mf):
+    """A U-label domain (an SMTPUTF8 recipient's) is looked up by its
+    A-label (libidn2, IDNA2008 + UTS #46), upper case mapped."""
+    for name in ("bücher.test", "BÜCHER.test", "xn--bcher-kva.test"):
+        rc, head, error, hosts = run(mf, "mx", name)
+        assert rc == 0 and error is None, (name, error)
+        assert hosts == [(5, "mx.xn--bcher-kva.test", ["127.0.0.8:25"])]
+    rc, head, error, _ = run(mf, "mx", "b\u00fccher..test")
+    assert rc == 1 and head["status"] == "not-found" and error

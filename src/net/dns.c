@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <idn2.h>
 #include <unbound.h>
 #include <unistd.h>
 
@@ -91,8 +92,33 @@ static void dns_finish(struct dns_query *q);
  * copies it lower-cased, without the dot, into out (DNS_NAME_MAX + 1).
  * Returns NULL or what is wrong.
  */
+static const char *dns_name_check_ascii(const char *name, char *out);
+
+/* As dns_name_check_ascii(), but a U-label name (UTF-8, RFC 6531
+ * addresses) is first converted to its A-label form (IDNA2008 with
+ * UTS #46 mapping, libidn2). */
 static const char *
 dns_name_check(const char *name, char *out)
+{
+	const char *err;
+	char *ascii = NULL;
+
+	for (const char *p = name; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x80)
+			continue;
+		if (strlen(name) > DNS_NAME_MAX * 4 ||
+		    idn2_to_ascii_8z(name, &ascii, IDN2_NONTRANSITIONAL) !=
+		    IDN2_OK)
+			return "invalid internationalized domain name";
+		err = dns_name_check_ascii(ascii, out);
+		idn2_free(ascii);
+		return err;
+	}
+	return dns_name_check_ascii(name, out);
+}
+
+static const char *
+dns_name_check_ascii(const char *name, char *out)
 {
 	size_t len = strlen(name), label = 0;
 
@@ -106,8 +132,7 @@ dns_name_check(const char *name, char *out)
 		unsigned char c = (unsigned char)name[i];
 
 		if (c >= 0x80)
-			return "non-ASCII domain name (use its xn-- A-label "
-			    "form)";
+			return "non-ASCII domain name";
 		if (c == '.') {
 			if (label == 0 || name[i - 1] == '-')
 				return "malformed domain name";
