@@ -645,3 +645,39 @@ def test_relay_password_map_readable_by_others_is_refused(world, pki):
     rows = queue_rows(w.server)
     assert len(rows) == 1 and rows[0][3] == 0     # kept, not sent, not lost
     assert w.mta.messages("held@remote.test") == []
+
+
+def test_connection_reuse_and_destination_limit(world, pki):
+    """Twelve messages for one domain with destination_concurrency = 2:
+    the peer sees at most two connections, each carrying several
+    transactions (connection reuse)."""
+    w = world(extra={"outbound.destination_concurrency": "2"})
+    sink = SmtpSink(port=w.port, host="127.0.0.3", delay=0.2)
+    sink.start()
+    try:
+        w.server.stop()       # queue them all first, then deliver at once
+        w.server.write_config({
+            "dns.resolver": "127.0.0.1:%d" % free_port(),   # nobody
+            "outbound.mx_port": str(w.port),
+            "outbound.destination_concurrency": "2",
+            "queue.retry_min": "3600", "queue.retry_max": "3600"}, {}, 2)
+        w.server.start()
+        for i in range(12):
+            submit(w.server, pki, ["r%d@sink.test" % i],
+                   message("r%d@sink.test" % i, "reuse %d" % i))
+        w.server.stop()
+        w.server.write_config({
+            "dns.resolver": w.dns.resolver,
+            "dns.trust_anchor": w.dns.trust_anchor,
+            "outbound.mx_port": str(w.port),
+            "outbound.destination_concurrency": "2"}, {}, 2)
+        r = w.server.cli("queue", "flush")
+        assert r.returncode == 0, r.stderr
+        w.server.start()
+        got = sink.wait_for(12, timeout=40)
+        assert len(got) == 12
+        conns = {tuple(t["peer"]) for t in got}
+        assert 1 <= len(conns) <= 2, conns
+        wait_queue_empty(w.server)
+    finally:
+        sink.stop()
