@@ -241,11 +241,13 @@ class RemoteMTA:
         tmp = self.access + ".tmp"
         with open(tmp, "w") as f:
             f.write("# written by tests/remote_mta.py\n")
-            for a in self._reject:
+            # Postfix folds lookup keys to lower case
+            rejects = [a.lower() for a in self._reject]
+            for a in rejects:
                 f.write("%s %s\n" % (a, REJECT_REPLY))
             for a in self._temp_fail:
-                if a not in self._reject:
-                    f.write("%s %s\n" % (a, TEMP_FAIL_REPLY))
+                if a.lower() not in rejects:
+                    f.write("%s %s\n" % (a.lower(), TEMP_FAIL_REPLY))
         os.chmod(tmp, 0o644)
         os.rename(tmp, self.access)
 
@@ -402,18 +404,20 @@ class RemoteMTA:
         time.sleep(0.3)
 
     def set_temp_fail(self, rcpts):
-        """From now on answer RCPT TO for these addresses with 450 4.2.0;
-        [] accepts them again."""
+        """From now on answer RCPT TO for these recipients with 450 4.2.0;
+        [] accepts them again.  Entries are addresses or whole domains
+        (access(5) lookup: user@domain, then domain, then user@)."""
         self._temp_fail = list(rcpts)
-        self._write_access()
         if self.started:
+            self._write_access()
             self.reload()
 
     def set_reject(self, rcpts):
-        """From now on answer RCPT TO for these addresses with 550 5.1.1."""
+        """From now on answer RCPT TO for these recipients with 550 5.1.1
+        (addresses or domains, as for set_temp_fail)."""
         self._reject = list(rcpts)
-        self._write_access()
         if self.started:
+            self._write_access()
             self.reload()
 
     def stop(self, cleanup=True):

@@ -88,12 +88,14 @@ def test_postfix_rejects_and_limits(mta, pki):
 
 
 def test_postfix_temp_fail_switch(mta, pki):
-    mta.set_temp_fail(["later@remote.test"])
+    mta.set_temp_fail(["Later@Remote.test", "other.test"])
     c = _client("127.0.0.2", mta.port, pki)
     c.mail("a@client.test")
-    code, text = c.rcpt("later@remote.test")
-    assert code == 450 and text.startswith(b"4.2.0 ") and \
-        b"try later" in text, (code, text)
+    for rcpt in ("later@remote.test", "anyone@other.test"):
+        code, text = c.rcpt(rcpt)
+        assert code == 450 and text.startswith(b"4.2.0 ") and \
+            b"try later" in text, (code, text)
+    assert c.rcpt("bob@remote.test")[0] == 250
     c.quit()
     mta.set_temp_fail([])
     c = _client("127.0.0.2", mta.port, pki)
