@@ -155,7 +155,7 @@ struct ob {
 	const struct config *cfg;
 	volatile int *stop;
 	struct event_base *base;
-	struct event *tick, *flush;
+	struct net_timer *tick, *flush;
 	struct dns *dns;
 	struct tls_ctx *tls, *relay_tls;
 	struct accounts *acc;
@@ -304,7 +304,7 @@ ob_result_add(struct ob *ob, struct ob_job *j, size_t i, int code,
 	else
 		ob->results = r;
 	ob->results_tail = r;
-	event_active(ob->flush, EV_WRITE, 0);
+	net_timer_add(ob->flush, 0);
 }
 
 /* Every recipient of j gets the same outcome. */
@@ -516,7 +516,7 @@ ob_resume_conns(struct ob *ob)
  * after COMMIT do spool files go and connections take their next job.
  */
 static void
-ob_flush(evutil_socket_t fd, short what, void *arg)
+ob_flush(void *arg)
 {
 	struct ob *ob = arg;
 	struct ob_result *list = ob->results, *r, *n;
@@ -1245,9 +1245,11 @@ ob_kick(struct ob *ob)
 }
 
 static void
-ob_on_tick(evutil_socket_t fd, short what, void *arg)
+ob_on_tick(void *arg)
 {
 	struct ob *ob = arg;
+
+	net_timer_add(ob->tick, OB_TICK_MS);
 
 	if (*ob->stop && !ob->stopping) {
 		ob->stopping = true;
@@ -1267,13 +1269,13 @@ ob_on_tick(evutil_socket_t fd, short what, void *arg)
 	if (ob->stopping) {
 		if (ob->nconns == 0 || time_mono_ms() >= ob->stop_at) {
 			if (ob->results != NULL)
-				ob_flush(-1, 0, ob);
+				ob_flush(ob);
 			event_base_loopbreak(ob->base);
 		}
 		return;
 	}
 	if (ob->results != NULL)
-		ob_flush(-1, 0, ob);	/* a failed commit, again */
+		ob_flush(ob);	/* a failed commit, again */
 	ob_load(ob);
 	ob_kick(ob);
 }
@@ -1351,13 +1353,9 @@ ob_init(struct ob *ob, const struct config *cfg, volatile int *stop)
 		return -1;
 	}
 	ob->acc = accounts_open(cfg->users_file, cfg->aliases_file);
-	ob->tick = event_new(ob->base, -1, EV_PERSIST, ob_on_tick, ob);
-	ob->flush = event_new(ob->base, -1, 0, ob_flush, ob);
-	if (ob->tick == NULL || ob->flush == NULL)
-		return -1;
-	struct timeval tv = { OB_TICK_MS / 1000, (OB_TICK_MS % 1000) * 1000 };
-	event_add(ob->tick, &tv);
-	event_active(ob->tick, EV_TIMEOUT, 0);
+	ob->tick = net_timer_new(ob->base, ob_on_tick, ob);
+	ob->flush = net_timer_new(ob->base, ob_flush, ob);
+	net_timer_add(ob->tick, 0);	/* at once, then every OB_TICK_MS */
 	return 0;
 }
 
@@ -1367,7 +1365,7 @@ ob_cleanup(struct ob *ob)
 	/* What finished is recorded; what did not goes again next time. */
 	ob->stopping = true;
 	if (ob->results != NULL)
-		ob_flush(-1, 0, ob);
+		ob_flush(ob);
 	while (ob->conns != NULL) {
 		struct ob_conn *oc = ob->conns;
 		if (oc->job != NULL) {
@@ -1402,10 +1400,8 @@ ob_cleanup(struct ob *ob)
 		free(k->domain);
 		free(k);
 	}
-	if (ob->tick != NULL)
-		event_free(ob->tick);
-	if (ob->flush != NULL)
-		event_free(ob->flush);
+	net_timer_free(&ob->tick);
+	net_timer_free(&ob->flush);
 	dns_free(&ob->dns);
 	tls_ctx_free(&ob->tls);
 	tls_ctx_free(&ob->relay_tls);

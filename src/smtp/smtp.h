@@ -34,7 +34,7 @@ void smtp_server_shutdown(struct smtp_server *srv);
 /* Sessions still open. */
 size_t smtp_server_sessions(const struct smtp_server *srv);
 
-/* ---- the SMTP client: outbound delivery (smtp_client.c) ---- */
+/* ---- the SMTP client: outbound delivery (smtp_client*.c) ---- */
 /*
  * One connection to one MX or relay host, driven by the queue runner:
  * greeting, EHLO (HELO when EHLO is refused), STARTTLS, AUTH, then any
