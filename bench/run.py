@@ -1175,7 +1175,8 @@ def main(argv=None):
     every other option goes to bench/imap.py or bench/outbound.py.  all:
     the inbound suite with the given options, then the imap suite with
     the shared ones (--mailfort, --workdir, --keep, --mailfort-user,
-    --results) plus --imap-args."""
+    --results) plus --imap-args, then the outbound suite with the shared
+    ones."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--suite", choices=["inbound", "imap", "outbound",
@@ -1213,7 +1214,16 @@ def main(argv=None):
         rc2 = imap.main(shared + shlex.split(known.imap_args))
     except KeyboardInterrupt:
         return 130
-    return max(rc, rc2)
+    if INTERRUPTED:
+        return max(rc, rc2)
+    print()
+    sys.stdout.flush()
+    import outbound
+    try:
+        rc3 = outbound.main(shared)
+    except KeyboardInterrupt:
+        return 130
+    return max(rc, rc2, rc3)
 
 
 if __name__ == "__main__":

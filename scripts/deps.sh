@@ -9,7 +9,7 @@ pkgs="build-essential meson ninja-build pkg-config libevent-dev libssl-dev
 case "$what" in
 test) pkgs="$pkgs python3 python3-pytest swaks fetchmail isync clang libclang-rt-14-dev python3-dkim
  nsd ldnsutils postfix python3-aiosmtpd python3-dnspython" ;;
-bench) pkgs="$pkgs python3 postfix swaks dovecot-imapd" ;;
+bench) pkgs="$pkgs python3 postfix swaks dovecot-imapd nsd ldnsutils" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 missing=""
