@@ -42,141 +42,8 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
-#include "dkim/dkim.h"
-#include "net/net.h"
-#include "queue/queue_private.h"
-#include "smtp/smtp.h"
+#include "queue/outbound_private.h"
 
-#define OB_TICK_MS 500		/* look for due work this often */
-#define OB_LOAD_MAX 2000	/* recipients read per look */
-#define OB_INFLIGHT_MAX 20000	/* recipients held in memory */
-#define OB_JOB_RCPTS 50		/* recipients per transaction */
-#define OB_REUSE_MAX 100	/* transactions per connection */
-#define OB_ADDR_TRIES 5		/* addresses tried per connection */
-#define OB_STOP_WAIT_MS 10000	/* graceful stop: finish transactions */
-#define OB_HASH_SIZE 4096
-#define OB_DKIM_RECHECK 60	/* seconds before a missing key is sought
-				 * again */
-#define OB_HEADER_PEEK (64 * 1024)
-
-struct ob;
-struct ob_dest;
-
-struct ob_rcpt {
-	char *addr;
-	int attempts;
-	bool bounce_now;	/* status 3: the operator said bounce */
-};
-
-struct ob_job {
-	char id[QUEUE_ID_LEN + 1];
-	char *sender;
-	uint64_t size;
-	int64_t created;
-	int body;
-	bool smtputf8;
-	bool warned;
-	char *auth;
-	char *dkim;		/* DKIM-Signature fields cached in the queue */
-	struct ob_rcpt *rcpts[OB_JOB_RCPTS];
-	size_t nrcpts;
-	struct ob_dest *dest;
-	struct ob_job *next;
-};
-
-struct ob_result;
-
-/* One connection attempt chain and, once up, its transactions. */
-struct ob_conn {
-	struct ob *ob;
-	struct ob_dest *dest;
-	struct dns_query *q;
-	struct dns_mx *mx;
-	size_t host_i, addr_i;	/* next address to try */
-	size_t cur_host, cur_addr;	/* the one tried last */
-	unsigned tries;
-	bool plaintext_retry;	/* MAY's handshake failed: same address */
-	struct smtpc *c;
-	char *host;		/* peer name of the current attempt */
-	char addr_text[64], port_text[8];
-	bool ready;
-	unsigned txns;
-	struct ob_job *job;	/* in a transaction */
-	struct smtpc_txn txn;
-	const char **rcpt_list;
-	int fd;
-	struct buf prefix;
-	bool waiting_commit;	/* its last result is not recorded yet */
-	char *last_error;	/* why the last address failed */
-	char last_status[16];
-	struct ob_conn *next;
-};
-
-struct ob_dest {
-	char *name;		/* domain, or the relay's name */
-	const struct ob_relay *relay;	/* NULL: MX delivery */
-	struct ob_job *head, *tail;
-	size_t njobs;
-	unsigned active;	/* connections */
-	unsigned limit;		/* connections allowed now: lowered when
-				 * some fail while others work */
-	bool worked;		/* a connection got ready */
-	struct ob_dest *next;
-};
-
-/* A recipient's outcome, waiting for the next commit. */
-struct ob_result {
-	struct ob_job *job;	/* shared; freed with the last result */
-	struct ob_rcpt *rcpt;
-	int code;		/* 2xx done, 4xx deferred, 5xx failed */
-	char status[16];
-	char *text;
-	char *remote;		/* MX host or NULL (for DSNs) */
-	char *via;		/* host[addr] and TLS (for logs) */
-	struct ob_result *next;
-};
-
-struct ob_dkim_keys {
-	char *domain;
-	struct dkim_key *keys[DKIM_ALG_COUNT];
-	size_t n;
-	time_t loaded;
-	struct ob_dkim_keys *next;
-};
-
-/* A recipient in memory, keyed by its message id and address. */
-struct ob_key {
-	char id[QUEUE_ID_LEN + 1];
-	struct ob_rcpt *rcpt;
-	struct ob_key *next;
-};
-
-struct ob {
-	const struct config *cfg;
-	volatile int *stop;
-	struct event_base *base;
-	struct net_timer *tick, *flush;
-	struct dns *dns;
-	struct tls_ctx *tls, *relay_tls;
-	struct accounts *acc;
-	struct ob_relays *relays;
-	sqlite3 *db;
-	sqlite3_stmt *due, *done, *fail, *defer, *left, *del, *warned,
-	    *set_dkim;
-	struct ob_dest *dests;
-	struct ob_conn *conns;
-	unsigned nconns;
-	size_t inflight;
-	struct ob_key *keys[OB_HASH_SIZE];	/* the in-flight set */
-	struct ob_result *results, *results_tail;
-	struct ob_dkim_keys *dkim;
-	bool stopping;
-	uint64_t stop_at;
-	pthread_t thread;
-};
-
-static void ob_conn_next(struct ob_conn *oc);
-static void ob_kick(struct ob *ob);
 static void ob_conn_end(struct ob_conn *oc);
 
 /* ---- the in-flight set: recipients held in memory ---- */
@@ -216,7 +83,7 @@ ob_inflight_add(struct ob *ob, const char *id, struct ob_rcpt *r)
 	ob->inflight++;
 }
 
-static void
+void
 ob_inflight_del(struct ob *ob, const char *id, struct ob_rcpt *r)
 {
 	struct ob_key **kp = &ob->keys[ob_hash(id, r->addr)];
@@ -234,7 +101,7 @@ ob_inflight_del(struct ob *ob, const char *id, struct ob_rcpt *r)
 
 /* ---- helpers ---- */
 
-static const char *
+const char *
 ob_domain(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
@@ -242,7 +109,7 @@ ob_domain(const char *addr)
 	return at != NULL ? at + 1 : "";
 }
 
-static bool
+bool
 ob_is_ascii(const char *s)
 {
 	for (; *s != '\0'; s++)
@@ -251,24 +118,14 @@ ob_is_ascii(const char *s)
 	return true;
 }
 
-static char *
+char *
 ob_spool_path(const struct ob *ob, const char *id)
 {
 	return xasprintf("%s/spool/msg/%s", ob->cfg->data_dir, id);
 }
 
-/* retry_min, doubling per attempt, at most retry_max. */
-static int64_t
-ob_backoff(const struct config *cfg, int attempts)
-{
-	uint64_t d = cfg->queue_retry_min;
 
-	for (int i = 1; i < attempts && d < cfg->queue_retry_max; i++)
-		d *= 2;
-	return (int64_t)(d < cfg->queue_retry_max ? d : cfg->queue_retry_max);
-}
-
-static void
+void
 ob_job_free(struct ob_job *j)
 {
 	for (size_t i = 0; i < j->nrcpts; i++) {
@@ -281,469 +138,6 @@ ob_job_free(struct ob_job *j)
 	free(j->auth);
 	free(j->dkim);
 	free(j);
-}
-
-/* ---- recording outcomes ---- */
-
-static void
-ob_result_add(struct ob *ob, struct ob_job *j, size_t i, int code,
-    const char *status, const char *text, const char *remote,
-    const char *via)
-{
-	struct ob_result *r = xcalloc(1, sizeof(*r));
-
-	r->job = j;
-	r->rcpt = j->rcpts[i];
-	r->code = code;
-	str_lcpy(r->status, status, sizeof(r->status));
-	r->text = xstrdup(text != NULL ? text : "");
-	r->remote = remote != NULL ? xstrdup(remote) : NULL;
-	r->via = via != NULL ? xstrdup(via) : NULL;
-	if (ob->results_tail != NULL)
-		ob->results_tail->next = r;
-	else
-		ob->results = r;
-	ob->results_tail = r;
-	net_timer_add(ob->flush, 0);
-}
-
-/* Every recipient of j gets the same outcome. */
-static void
-ob_job_result(struct ob *ob, struct ob_job *j, int code, const char *status,
-    const char *text, const char *remote)
-{
-	for (size_t i = 0; i < j->nrcpts; i++)
-		ob_result_add(ob, j, i, code, status, text, remote, NULL);
-}
-
-static int
-ob_step(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
-}
-
-/*
- * Where a DSN for sender goes: local addresses resolve through the
- * accounts (aliases, catch-all), remote ones go as they are.  Returns the
- * count (0: nowhere).
- */
-static size_t
-ob_dsn_targets(struct ob *ob, const char *sender, char ***to_r,
-    bool **local_r)
-{
-	char **t = NULL;
-	size_t n;
-
-	if (config_is_local_domain(ob->cfg, ob_domain(sender))) {
-		accounts_refresh(ob->acc);
-		n = accounts_resolve(ob->acc, sender,
-		    ob->cfg->subaddress_delimiter, &t);
-	} else {
-		t = xcalloc(2, sizeof(*t));
-		t[0] = xstrdup(sender);
-		n = 1;
-	}
-	*local_r = xcalloc(n + 1, sizeof(bool));
-	for (size_t i = 0; i < n; i++)
-		(*local_r)[i] = config_is_local_domain(ob->cfg,
-		    ob_domain(t[i])) && accounts_user_exists(ob->acc, t[i]);
-	*to_r = t;
-	return n;
-}
-
-/* One DSN for the results [first, last] of one job that are of kind
- * (failed or delayed). */
-static void
-ob_dsn(struct ob *ob, struct ob_job *j, struct ob_result *first,
-    struct ob_result *end, bool delayed)
-{
-	struct bounce_rcpt br[OB_JOB_RCPTS];
-	struct bounce b = { 0 };
-	char id[QUEUE_ID_LEN + 1], **to = NULL;
-	bool *to_local = NULL;
-	const char *err;
-	size_t n = 0, nto;
-	time_t now = time(NULL);
-
-	for (struct ob_result *r = first; r != end; r = r->next) {
-		bool failed = r->code >= 500;
-		if (r->job != j || failed == delayed || n == OB_JOB_RCPTS ||
-		    (delayed && r->code < 400))
-			continue;
-		br[n].addr = r->rcpt->addr;
-		br[n].status = r->status;
-		br[n].remote_mta = r->remote;
-		br[n].diagnostic = r->text;
-		br[n].last_attempt = now;
-		n++;
-	}
-	if (n == 0)
-		return;
-	if (j->sender[0] == '\0') {
-		log_info("%s no %s notice: the sender is <>", j->id,
-		    delayed ? "delay" : "bounce");
-		return;
-	}
-	nto = ob_dsn_targets(ob, j->sender, &to, &to_local);
-	if (nto == 0) {
-		log_warnx("%s no %s notice: sender <%s> is unknown", j->id,
-		    delayed ? "delay" : "bounce", j->sender);
-		accounts_targets_free(&to);
-		free(to_local);
-		return;
-	}
-	b.msg_id = j->id;
-	b.sender = j->sender;
-	b.arrival = (time_t)j->created;
-	b.delayed = delayed;
-	b.retry_until = (time_t)(j->created +
-	    (int64_t)ob->cfg->queue_max_lifetime);
-	b.rcpts = br;
-	b.nrcpts = n;
-	b.to = (const char *const *)to;
-	b.to_local = to_local;
-	b.nto = nto;
-	if (bounce_queue(ob->cfg, ob->db, &b, id, &err) < 0)
-		log_warnx("%s cannot queue %s notice to <%s>: %s", j->id,
-		    delayed ? "delay" : "bounce", j->sender, err);
-	else
-		log_info("%s sender notified: %s, notice %s to=<%s>", j->id,
-		    delayed ? "delayed" : "bounced", id, j->sender);
-	accounts_targets_free(&to);
-	free(to_local);
-}
-
-/* Deletes the message when nothing of it is pending; true when its spool
- * file may go after the commit. */
-static bool
-ob_finish_msg(struct ob *ob, const char *id)
-{
-	int64_t left = 1;
-
-	sqlite3_bind_text(ob->left, 1, id, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(ob->left) == SQLITE_ROW)
-		left = sqlite3_column_int64(ob->left, 0);
-	sqlite3_reset(ob->left);
-	if (left != 0)
-		return false;
-	sqlite3_bind_text(ob->del, 1, id, -1, SQLITE_TRANSIENT);
-	return ob_step(ob->del) == 0;
-}
-
-static void
-ob_log_result(struct ob *ob, struct ob_result *r, const char *what)
-{
-	log_info("%s to=<%s> relay=%s delay=%llds dsn=%s status=%s (%s)",
-	    r->job->id, r->rcpt->addr, r->via ? r->via : "none",
-	    (long long)(time(NULL) - r->job->created), r->status, what,
-	    r->text);
-}
-
-/* Writes one result row; returns what the recipient became. */
-static const char *
-ob_record_one(struct ob *ob, struct ob_result *r, time_t now)
-{
-	struct ob_job *j = r->job;
-	sqlite3_stmt *s;
-
-	if (r->code >= 200 && r->code < 300) {
-		s = ob->done;
-		sqlite3_bind_text(s, 1, j->id, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(s, 2, r->rcpt->addr, -1, SQLITE_TRANSIENT);
-		if (ob_step(s) < 0)
-			return NULL;
-		return "sent";
-	}
-	if (r->code < 500 && now - j->created <
-	    (int64_t)ob->cfg->queue_max_lifetime) {
-		int64_t next = now + ob_backoff(ob->cfg, r->rcpt->attempts + 1);
-		int64_t end = j->created + (int64_t)ob->cfg->queue_max_lifetime;
-		s = ob->defer;
-		sqlite3_bind_int64(s, 1, next < end ? next : end);
-		sqlite3_bind_text(s, 2, r->text, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(s, 3, j->id, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(s, 4, r->rcpt->addr, -1, SQLITE_TRANSIENT);
-		if (ob_step(s) < 0)
-			return NULL;
-		return "deferred";
-	}
-	if (r->code < 500) {
-		/* Given up: a failure now, with the last reason kept. */
-		char *t = xasprintf("delivery time expired; last error: %s",
-		    r->text);
-		free(r->text);
-		r->text = t;
-		r->code = 550;
-		str_lcpy(r->status, "4.4.7", sizeof(r->status));
-	}
-	s = ob->fail;
-	sqlite3_bind_text(s, 1, r->text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, j->id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 3, r->rcpt->addr, -1, SQLITE_TRANSIENT);
-	if (ob_step(s) < 0)
-		return NULL;
-	return "bounced";
-}
-
-static void
-ob_unlink_spool(struct ob *ob, const char *id)
-{
-	char *path = ob_spool_path(ob, id);
-
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_warn("unlink %s", path);
-	free(path);
-}
-
-/* The connections whose result was just recorded go on. */
-static void
-ob_resume_conns(struct ob *ob)
-{
-	for (struct ob_conn *oc = ob->conns; oc != NULL; oc = oc->next) {
-		if (oc->waiting_commit) {
-			oc->waiting_commit = false;
-			ob_conn_next(oc);
-		}
-	}
-}
-
-/*
- * Records everything that finished since the last turn in one
- * transaction: rows, DSNs, delay warnings, finished messages.  Only
- * after COMMIT do spool files go and connections take their next job.
- */
-static void
-ob_flush(void *arg)
-{
-	struct ob *ob = arg;
-	struct ob_result *list = ob->results, *r, *n;
-	char (*gone)[QUEUE_ID_LEN + 1];
-	size_t ngone = 0, cap = 0;
-	time_t now = time(NULL);
-	bool ok;
-
-	if (list == NULL) {
-		ob_resume_conns(ob);
-		return;
-	}
-	ob->results = ob->results_tail = NULL;
-	for (r = list; r != NULL; r = r->next)
-		cap++;
-	gone = xcalloc(cap, sizeof(*gone));
-	ok = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
-	    SQLITE_OK;
-	for (r = list; r != NULL && ok; r = r->next) {
-		const char *became = ob_record_one(ob, r, now);
-		if (became == NULL) {
-			ok = false;
-			break;
-		}
-		ob_log_result(ob, r, became);
-	}
-	/* Per job: one bounce for its failures, one warning for its delays
-	 * when the message is old enough and was not warned yet. */
-	for (r = list; r != NULL && ok; r = r->next) {
-		bool first = true;
-		for (struct ob_result *p = list; p != r; p = p->next)
-			if (p->job == r->job)
-				first = false;
-		if (!first)
-			continue;
-		ob_dsn(ob, r->job, r, NULL, false);
-		if (ob->cfg->queue_delay_warning > 0 && !r->job->warned &&
-		    now - r->job->created >=
-		    (int64_t)ob->cfg->queue_delay_warning) {
-			bool any = false;
-			for (struct ob_result *p = r; p != NULL; p = p->next)
-				any |= p->job == r->job && p->code >= 400 &&
-				    p->code < 500;
-			/* once per message, whatever its destinations */
-			sqlite3_bind_text(ob->warned, 1, r->job->id, -1,
-			    SQLITE_TRANSIENT);
-			if (any && ob_step(ob->warned) == 0 &&
-			    sqlite3_changes(ob->db) > 0)
-				ob_dsn(ob, r->job, r, NULL, true);
-			r->job->warned = true;
-		}
-		if (ob_finish_msg(ob, r->job->id))
-			str_lcpy(gone[ngone++], r->job->id, sizeof(gone[0]));
-	}
-	if (ok && sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL) !=
-	    SQLITE_OK)
-		ok = false;
-	if (!ok) {
-		/* Nothing recorded.  The outcomes stay in memory and the
-		 * recipients in flight (never sent again meanwhile); the next
-		 * tick tries to record them again.  DSN files written in the
-		 * rolled-back transaction are orphans the next start removes. */
-		log_warnx("queue: cannot record deliveries (will retry): %s",
-		    sqlite3_errmsg(ob->db));
-		sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
-		free(gone);
-		if (ob->results_tail != NULL) {
-			for (r = list; r->next != NULL; r = r->next)
-				;
-			r->next = ob->results;
-			ob->results = list;
-		} else {
-			ob->results = list;
-			for (r = list; r->next != NULL; r = r->next)
-				;
-			ob->results_tail = r;
-		}
-		return;
-	}
-	for (size_t i = 0; i < ngone; i++)
-		ob_unlink_spool(ob, gone[i]);
-	free(gone);
-	/* Forget the recipients; a job goes with its last one. */
-	for (r = list; r != NULL; r = n) {
-		struct ob_job *j = r->job;
-		n = r->next;
-		for (size_t i = 0; i < j->nrcpts; i++) {
-			if (j->rcpts[i] == r->rcpt) {
-				ob_inflight_del(ob, j->id, r->rcpt);
-				free(r->rcpt->addr);
-				free(r->rcpt);
-				j->rcpts[i] = NULL;
-			}
-		}
-		bool empty = true;
-		for (size_t i = 0; i < j->nrcpts; i++)
-			empty &= j->rcpts[i] == NULL;
-		if (empty)
-			ob_job_free(j);
-		free(r->text);
-		free(r->remote);
-		free(r->via);
-		free(r);
-	}
-	ob_resume_conns(ob);
-	ob_kick(ob);
-}
-
-/* ---- DKIM ---- */
-
-static struct ob_dkim_keys *
-ob_dkim_keys(struct ob *ob, const char *domain)
-{
-	struct ob_dkim_keys *k;
-	char *dir, *path = NULL;
-	const char *err;
-	time_t now = time(NULL);
-
-	for (k = ob->dkim; k != NULL; k = k->next)
-		if (strcasecmp(k->domain, domain) == 0)
-			break;
-	if (k != NULL && (k->n > 0 || now - k->loaded < OB_DKIM_RECHECK))
-		return k;
-	if (k == NULL) {
-		k = xcalloc(1, sizeof(*k));
-		k->domain = xstrdup(domain);
-		k->next = ob->dkim;
-		ob->dkim = k;
-	}
-	k->loaded = now;
-	dir = dkim_key_dir(ob->cfg);
-	if (dkim_keys_load(dir, domain, ob->cfg->dkim_selector, k->keys,
-	    &k->n, &path, &err) < 0) {
-		log_warnx("dkim: %s: %s (mail from %s goes unsigned)",
-		    path ? path : domain, err, domain);
-		k->n = 0;
-	}
-	free(path);
-	free(dir);
-	return k;
-}
-
-/*
- * The DKIM-Signature fields for a message submitted by a local user from
- * a local domain with keys: made once, kept in the queue so that every
- * destination and retry sends the same bytes.
- */
-static void
-ob_dkim_prepare(struct ob *ob, struct ob_job *j)
-{
-	const char *domain = ob_domain(j->sender), *err;
-	struct ob_dkim_keys *k;
-	struct dkim_signer *s;
-	struct buf out;
-	char chunk[65536];
-	char *path;
-	ssize_t n;
-	int fd;
-
-	if (j->dkim != NULL || j->auth == NULL || !ob->cfg->dkim_sign ||
-	    !config_is_local_domain(ob->cfg, domain))
-		return;
-	k = ob_dkim_keys(ob, domain);
-	if (k->n == 0)
-		return;
-	path = ob_spool_path(ob, j->id);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0)
-		return;
-	s = dkim_signer_new(domain, ob->cfg->dkim_selector, k->keys, k->n,
-	    NULL);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		dkim_signer_feed(s, chunk, (size_t)n);
-	close(fd);
-	buf_init(&out, 0);
-	if (n < 0 || dkim_signer_finish(s, time(NULL), &out, &err) < 0) {
-		log_warnx("%s dkim: not signed: %s", j->id,
-		    n < 0 ? "read error" : err);
-	} else {
-		j->dkim = xstrndup((const char *)out.data, out.len);
-		sqlite3_bind_text(ob->set_dkim, 1, j->dkim, -1,
-		    SQLITE_TRANSIENT);
-		sqlite3_bind_text(ob->set_dkim, 2, j->id, -1, SQLITE_TRANSIENT);
-		if (ob_step(ob->set_dkim) < 0)
-			log_warnx("queue: %s", sqlite3_errmsg(ob->db));
-		log_info("%s dkim: signed d=%s s=%s keys=%zu", j->id, domain,
-		    ob->cfg->dkim_selector, k->n);
-	}
-	buf_free(&out);
-	dkim_signer_free(&s);
-}
-
-/* Does this message need SMTPUTF8 of the peer?  Only when it was received
- * with SMTPUTF8 and its envelope or header really holds UTF-8 (RFC 6531
- * §3.2: otherwise it may go as a plain message). */
-static bool
-ob_needs_utf8(struct ob *ob, const struct ob_job *j)
-{
-	char buf[OB_HEADER_PEEK], *path;
-	ssize_t n;
-	int fd;
-
-	if (!j->smtputf8)
-		return false;
-	if (!ob_is_ascii(j->sender))
-		return true;
-	for (size_t i = 0; i < j->nrcpts; i++)
-		if (j->rcpts[i] != NULL && !ob_is_ascii(j->rcpts[i]->addr))
-			return true;
-	path = ob_spool_path(ob, j->id);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0)
-		return true;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	char *end = strstr(buf, "\r\n\r\n");
-	if (end != NULL)
-		*end = '\0';
-	for (ssize_t i = 0; i < n && buf[i] != '\0'; i++)
-		if ((unsigned char)buf[i] >= 0x80)
-			return true;
-	return false;
 }
 
 /* ---- connections ---- */
@@ -976,7 +370,7 @@ ob_conn_end(struct ob_conn *oc)
 }
 
 /* Starts the next job on a ready connection, or quits. */
-static void
+void
 ob_conn_next(struct ob_conn *oc)
 {
 	struct ob *ob = oc->ob;
@@ -1232,7 +626,7 @@ ob_load(struct ob *ob)
 }
 
 /* Starts connections where jobs wait and limits allow. */
-static void
+void
 ob_kick(struct ob *ob)
 {
 	if (ob->stopping)
@@ -1392,14 +786,7 @@ ob_cleanup(struct ob *ob)
 			free(k);
 		}
 	}
-	while (ob->dkim != NULL) {
-		struct ob_dkim_keys *k = ob->dkim;
-		ob->dkim = k->next;
-		for (size_t i = 0; i < k->n; i++)
-			dkim_key_free(&k->keys[i]);
-		free(k->domain);
-		free(k);
-	}
+	ob_dkim_free_all(ob);
 	net_timer_free(&ob->tick);
 	net_timer_free(&ob->flush);
 	dns_free(&ob->dns);
