@@ -427,6 +427,7 @@ ob_conn_next(struct ob_conn *oc)
 		oc->txn.body = j->body;
 		oc->txn.smtputf8 = ob_needs_utf8(ob, j);
 		oc->job = j;
+		d->busy++;
 		oc->txns++;
 		smtpc_send(oc->c, &oc->txn);
 		return;
@@ -469,6 +470,7 @@ ob_on_txn_done(void *arg, struct smtpc_txn *t)
 		close(oc->fd);
 	oc->fd = -1;
 	oc->job = NULL;
+	oc->dest->busy--;
 	oc->waiting_commit = true;
 }
 
@@ -632,7 +634,9 @@ ob_kick(struct ob *ob)
 	if (ob->stopping)
 		return;
 	for (struct ob_dest *d = ob->dests; d != NULL; d = d->next) {
-		while (d->njobs > d->active && d->active < d->limit &&
+		/* a connection for every job no idle one will take */
+		while (d->njobs > d->active - d->busy &&
+		    d->active < d->limit &&
 		    ob->nconns < ob->cfg->out_concurrency)
 			ob_conn_start(ob, d);
 	}
@@ -765,6 +769,7 @@ ob_cleanup(struct ob *ob)
 		if (oc->job != NULL) {
 			ob_job_free(oc->job);
 			oc->job = NULL;
+			oc->dest->busy--;
 		}
 		ob_conn_end(oc);
 	}

@@ -84,6 +84,7 @@ struct ob_dest {
 	struct ob_job *head, *tail;
 	size_t njobs;
 	unsigned active;	/* connections */
+	unsigned busy;		/* of them in a transaction */
 	unsigned limit;		/* connections allowed now: lowered when
 				 * some fail while others work */
 	bool worked;		/* a connection got ready */
