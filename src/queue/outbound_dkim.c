@@ -48,7 +48,10 @@ ob_dkim_keys(struct ob *ob, const char *domain)
 /*
  * The DKIM-Signature fields for a message submitted by a local user from
  * a local domain with keys: made once, kept in the queue so that every
- * destination and retry sends the same bytes.
+ * destination and retry sends the same bytes.  Signing reads the spool
+ * file on the loop thread (a few ms for common sizes).
+ * XXX: d= is the envelope sender's domain, which submission makes the
+ * user own; a From: header in another local domain is not DMARC-aligned.
  */
 void
 ob_dkim_prepare(struct ob *ob, struct ob_job *j)
