@@ -684,3 +684,39 @@ def test_connection_reuse_and_destination_limit(world, pki):
         wait_queue_empty(w.server)
     finally:
         sink.stop()
+
+
+def test_local_delivery_given_up_bounces(make_server, pki):
+    """A local recipient over quota stays queued; past queue.max_lifetime
+    it is given up and the sender gets a DSN (4.2.2, mailbox full)."""
+    s = make_server(imap=True, start=False)
+    path = os.path.join(s.dir, "dovecot-quotas.cf")
+    with open(path, "w") as f:
+        f.write("other@example.test:2K\n")
+    os.chmod(path, 0o644)
+    s.write_config({"accounts.quotas": path, "queue.retry_min": "1",
+                    "queue.retry_max": "1",
+                    "dns.resolver": "127.0.0.1:%d" % free_port()}, {}, 2)
+    s.start()
+    # without SIZE= RCPT cannot know; the runner defers instead of storing
+    c = smtplib.SMTP_SSL("127.0.0.1", s.submissions_port,
+                         context=client_ctx(pki), timeout=30)
+    c.login(*USER)
+    assert c.mail(USER[0])[0] == 250
+    assert c.rcpt("other@example.test")[0] == 250
+    assert c.data(message("other@example.test", "too much",
+                          body="z" * 5000).encode())[0] == 250
+    c.quit()
+    wait_log(s, r"local delivery to=<other@example\.test> result=deferred "
+             r"reason=over-quota")
+    qid = queue_rows(s)[0][0]
+    age_message(s, qid, 6 * 86400)
+    wait_log(s, r"local delivery to=<other@example\.test> result=expired")
+    dsns = wait_dsns(s, pki, 1)
+    assert len(dsns) == 1
+    _, rcpts = dsn_fields(dsns[0])
+    assert rcpts[0]["final-recipient"].lower() == "rfc822; other@example.test"
+    assert rcpts[0]["action"] == "failed"
+    assert rcpts[0]["status"] == "4.2.2"
+    assert "mailbox full" in rcpts[0].get("diagnostic-code", "")
+    wait_queue_empty(s)

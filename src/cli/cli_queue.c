@@ -370,8 +370,12 @@ cli_queue_bounce(const struct config *cfg, const char *id)
 		return 2;
 	if (cli_queue_open(cfg, &db) < 0)
 		return 1;
+	/* local = 0: the outbound thread writes every bounce, also for
+	 * local recipients; no last_error: its reason is "bounced by the
+	 * administrator" */
 	n = cli_queue_update(db, "UPDATE recipient SET status = 3, "
-	    "next_try = 0 WHERE msg_id = ? AND status = 0", id);
+	    "local = 0, last_error = NULL, next_try = 0 WHERE msg_id = ? AND "
+	    "status = 0", id);
 	if (n == 0 && cli_queue_exists(db, id) == 0)
 		fprintf(stderr, "no such message: %s\n", id);
 	else if (n == 0)

@@ -131,6 +131,7 @@ ob_job_free(struct ob_job *j)
 	for (size_t i = 0; i < j->nrcpts; i++) {
 		if (j->rcpts[i] != NULL) {
 			free(j->rcpts[i]->addr);
+			free(j->rcpts[i]->why);
 			free(j->rcpts[i]);
 		}
 	}
@@ -527,6 +528,26 @@ ob_on_close(void *arg, const struct smtpc_reply *why_, bool tls_failed)
 
 /* ---- loading due work ---- */
 
+/* Status 3: last_error "x.y.z text" (set by the local runner when it
+ * gives up) or the operator's bounce. */
+static char *
+ob_bounce_reason(const char *last_error, char status[16])
+{
+	const char *e = last_error;
+
+	if (e != NULL && (e[0] == '4' || e[0] == '5') && e[1] == '.' &&
+	    strspn(e + 2, "0123456789.") >= 3) {
+		size_t n = strcspn(e, " ");
+		if (n < 16) {
+			memcpy(status, e, n);
+			status[n] = '\0';
+			return xstrdup(e[n] != '\0' ? e + n + 1 : "");
+		}
+	}
+	str_lcpy(status, "5.0.0", 16);
+	return xstrdup("bounced by the administrator");
+}
+
 static struct ob_dest *
 ob_dest_get(struct ob *ob, const char *name, const struct ob_relay *relay)
 {
@@ -608,17 +629,22 @@ ob_load(struct ob *ob)
 		r->addr = xstrdup(addr);
 		r->attempts = sqlite3_column_int(s, 3);
 		r->bounce_now = bounce_now;
+		if (bounce_now)
+			r->why = ob_bounce_reason((const char *)
+			    sqlite3_column_text(s, 12), r->status);
 		j->rcpts[j->nrcpts++] = r;
 		ob_inflight_add(ob, id, r);
 	}
 	sqlite3_reset(s);
-	/* The operator's "queue bounce": a failure without an attempt. */
+	/* The operator's "queue bounce", or a local delivery given up: a
+	 * failure without an attempt. */
 	while (bounce_jobs != NULL) {
 		struct ob_job *j = bounce_jobs;
 		bounce_jobs = j->next;
 		j->next = NULL;
-		ob_job_result(ob, j, 550, "5.0.0",
-		    "bounced by the administrator", NULL);
+		for (size_t i = 0; i < j->nrcpts; i++)
+			ob_result_add(ob, j, i, 550, j->rcpts[i]->status,
+			    j->rcpts[i]->why, NULL, NULL);
 	}
 	/* Destinations created for bounce-only jobs have nothing queued. */
 	for (struct ob_dest *d = ob->dests, *n; d != NULL; d = n) {
@@ -686,7 +712,8 @@ ob_prepare(struct ob *ob)
 	struct { sqlite3_stmt **st; const char *sql; } q[] = {
 	    { &ob->due, "SELECT r.msg_id, r.addr, r.status, r.attempts, "
 		"m.sender, m.size, m.created, m.body, m.smtputf8, m.auth, "
-		"m.warned, m.dkim FROM recipient r JOIN message m ON "
+		"m.warned, m.dkim, r.last_error FROM recipient r JOIN "
+		"message m ON "
 		"m.id = r.msg_id WHERE r.status IN (0, 3) AND r.local = 0 "
 		"AND r.next_try <= ? LIMIT ?" },
 	    { &ob->done, "UPDATE recipient SET status = 1, attempts = "

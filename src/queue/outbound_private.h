@@ -31,7 +31,9 @@ struct ob_dest;
 struct ob_rcpt {
 	char *addr;
 	int attempts;
-	bool bounce_now;	/* status 3: the operator said bounce */
+	bool bounce_now;	/* status 3: bounce without an attempt */
+	char status[16];	/* then with this status */
+	char *why;		/* and this reason */
 };
 
 struct ob_job {

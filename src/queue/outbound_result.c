@@ -347,6 +347,7 @@ ob_flush(void *arg)
 			if (j->rcpts[i] == r->rcpt) {
 				ob_inflight_del(ob, j->id, r->rcpt);
 				free(r->rcpt->addr);
+				free(r->rcpt->why);
 				free(r->rcpt);
 				j->rcpts[i] = NULL;
 			}

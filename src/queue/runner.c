@@ -3,16 +3,17 @@
  * recipients from the queue and hands each spooled file to the
  * recipient's store.  Delivery is idempotent (the store keys it on
  * "<queue id>/<recipient>"), so a crash between the store's commit and
- * ours delivers nothing twice.  Remote recipients stay queued for the
- * outbound transport.  A message leaves the spool when no recipient is
- * pending any more.
+ * ours delivers nothing twice.  Remote recipients are the outbound
+ * thread's (outbound.c), started from here.  A message leaves the spool
+ * when no recipient is pending any more.
  *
  * Quotas: a message that would take a mailbox past its quota is not
  * stored; the recipient stays queued and is retried (deferred, logged
  * with reason=over-quota) like a failed delivery - Postfix does the
  * same when Dovecot's LMTP answers 452 4.2.2.  It leaves the queue when
- * it fits or when the queue gives up on it (queue.max_lifetime), never
- * silently.  SMTP already refuses RCPTs to full mailboxes (smtp_txn.c);
+ * it fits or when the queue gives up on it (queue.max_lifetime): then
+ * it becomes status 3 with the reason in last_error, and the outbound
+ * thread sends the sender a DSN - never silently.  SMTP already refuses RCPTs to full mailboxes (smtp_txn.c);
  * this catches messages bigger than the room left.
  */
 #include <errno.h>
@@ -45,7 +46,7 @@ struct runner {
 	struct runner_store cache[RUNNER_STORE_CACHE];
 	size_t ncache;
 	sqlite3 *db;
-	sqlite3_stmt *due, *mark, *fail, *left, *del;
+	sqlite3_stmt *due, *mark, *fail, *expire, *left, *del;
 };
 
 static int
@@ -67,6 +68,12 @@ runner_open(struct runner *r, const struct config *cfg)
 	    sqlite3_prepare_v2(r->db, "UPDATE recipient SET attempts = "
 	    "attempts + 1, next_try = ?, last_error = ? WHERE msg_id = ? AND "
 	    "addr = ?", -1, &r->fail, NULL) != SQLITE_OK ||
+	    /* given up: the outbound thread bounces status 3 with the
+	     * status and text of last_error (see outbound.c) */
+	    sqlite3_prepare_v2(r->db, "UPDATE recipient SET status = 3, "
+	    "local = 0, next_try = 0, attempts = attempts + 1, last_error = ? "
+	    "WHERE msg_id = ? AND addr = ? AND (SELECT created FROM message "
+	    "WHERE id = msg_id) <= ?", -1, &r->expire, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "SELECT count(*) FROM recipient WHERE "
 	    "msg_id = ? AND status IN (0, 3)", -1, &r->left, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, "DELETE FROM message WHERE id = ?", -1,
@@ -83,6 +90,7 @@ runner_close(struct runner *r)
 	sqlite3_finalize(r->due);
 	sqlite3_finalize(r->mark);
 	sqlite3_finalize(r->fail);
+	sqlite3_finalize(r->expire);
 	sqlite3_finalize(r->left);
 	sqlite3_finalize(r->del);
 	sqlite3_close(r->db);
@@ -282,6 +290,31 @@ runner_deliver_group(struct runner *r, char (*ids)[QUEUE_ID_LEN + 1],
 	}
 }
 
+/* A local recipient deferred past queue.max_lifetime is handed to the
+ * outbound thread to bounce; true when it was. */
+static bool
+runner_expire(struct runner *r, const char *id, const char *rcpt,
+    const char *error)
+{
+	char *why = xasprintf("%s delivery time expired; last error: %s",
+	    strncmp(error, "mailbox full", 12) == 0 ? "4.2.2" : "4.3.0",
+	    error);
+	sqlite3_stmt *st = r->expire;
+	bool done;
+
+	sqlite3_bind_text(st, 1, why, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, rcpt, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, (int64_t)time(NULL) -
+	    (int64_t)r->cfg->queue_max_lifetime);
+	done = runner_step(st) == 0 && sqlite3_changes(r->db) > 0;
+	if (done)
+		log_info("%s local delivery to=<%s> result=expired (%s)", id,
+		    rcpt, why);
+	free(why);
+	return done;
+}
+
 static void
 runner_record(struct runner *r, const char *id, const char *rcpt,
     struct runner_result *res)
@@ -289,6 +322,10 @@ runner_record(struct runner *r, const char *id, const char *rcpt,
 	sqlite3_stmt *st = res->rc >= 0 ? r->mark : r->fail;
 	int k = 1;
 
+	if (res->rc < 0 && runner_expire(r, id, rcpt, res->error)) {
+		x_free(&res->error);
+		return;
+	}
 	if (res->rc < 0) {
 		sqlite3_bind_int64(st, k++, (int64_t)time(NULL) +
 		    (int64_t)r->cfg->queue_retry_min);
