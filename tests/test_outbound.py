@@ -432,10 +432,12 @@ def test_killed_runner_delivers_exactly_once(world, pki):
         sink.stop()
 
 
-def test_relay_with_implicit_tls_and_auth(world, pki, make_server):
-    """A second Mailfort is the relay: implicit TLS (not on 465, so
-    relay.tls says so), AUTH, its certificate verified against the test
-    CA; it then delivers to Postfix by MX."""
+@pytest.mark.parametrize("mode", ["implicit", "starttls"])
+def test_relay_with_tls_and_auth(world, pki, make_server, mode):
+    """A second Mailfort is the relay, AUTH, its certificate verified
+    against the test CA; it then delivers to Postfix by MX.  implicit: its
+    submissions port (not 465, so relay.tls says implicit); starttls: its
+    submission port with relay.tls = auto (not 465: STARTTLS, required)."""
     w = world()
     relay = make_server(start=False, accounts={USER[0]: "relay-pw"},
                         extra={"dns.resolver": w.dns.resolver,
@@ -449,12 +451,15 @@ def test_relay_with_implicit_tls_and_auth(world, pki, make_server):
     if os.getuid() == 0:
         import pwd
         os.chown(pwfile, pwd.getpwnam("nobody").pw_uid, -1)
+    port = relay.submissions_port if mode == "implicit" else \
+        relay.submission_port
     w.server.stop()
     w.server.write_config({
         "dns.resolver": w.dns.resolver, "dns.trust_anchor": w.dns.trust_anchor,
         "outbound.mx_port": str(w.port),
-        "relay.host": "localhost:%d" % relay.submissions_port,
-        "relay.tls": "implicit", "relay.user": USER[0],
+        "relay.host": "localhost:%d" % port,
+        "relay.tls": "implicit" if mode == "implicit" else "auto",
+        "relay.user": USER[0],
         "relay.password_file": pwfile, "relay.ca_file": pki["ca"]}, {}, 2)
     w.server.start()
     submit(w.server, pki, ["fred@remote.test"],
@@ -462,8 +467,7 @@ def test_relay_with_implicit_tls_and_auth(world, pki, make_server):
     raw = w.mta.wait_for("fred@remote.test", 1, timeout=40)[0]
     assert b"with ESMTPSA" in raw     # the relay saw an authenticated client
     wait_log(w.server, r"to=<fred@remote\.test> relay=localhost\[127\.0\.0\.1\]"
-             r":%d tls=TLSv1\.[23]/\S+ verified[^\n]*status=sent" %
-             relay.submissions_port)
+             r":%d tls=TLSv1\.[23]/\S+ verified[^\n]*status=sent" % port)
 
 
 def test_relay_with_broken_starttls_never_sends_plaintext(world, pki):
