@@ -101,7 +101,9 @@ static const struct test_dns_case test_dns_cases[] = {
 	{ false, "a-.example", DNS_NOT_FOUND, NULL },
 	{ false, "a_b.example", DNS_NOT_FOUND, NULL },
 	{ false, "a b.example", DNS_NOT_FOUND, NULL },
-	{ false, "ex\xc3\xa4mple.example", DNS_NOT_FOUND, NULL },
+	/* U+2024 makes no valid IDN; \xff\xfe is no UTF-8 */
+	{ false, "ex\xe2\x80\xa4mple.example", DNS_NOT_FOUND, NULL },
+	{ false, "ex\xff\xfemple.example", DNS_NOT_FOUND, NULL },
 	{ false, "a\r\nb.example", DNS_NOT_FOUND, NULL },
 	{ true, "192.0.2.7", DNS_OK, "192.0.2.7:2525" },
 	{ true, "::1", DNS_OK, "[::1]:2525" },

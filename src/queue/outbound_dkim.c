@@ -90,7 +90,7 @@ ob_dkim_prepare(struct ob *ob, struct ob_job *j)
 		sqlite3_bind_text(ob->set_dkim, 1, j->dkim, -1,
 		    SQLITE_TRANSIENT);
 		sqlite3_bind_text(ob->set_dkim, 2, j->id, -1, SQLITE_TRANSIENT);
-		if (ob_step(ob->set_dkim) < 0)
+		if (queue_step(ob->set_dkim) < 0)
 			log_warnx("queue: %s", sqlite3_errmsg(ob->db));
 		log_info("%s dkim: signed d=%s s=%s keys=%zu", j->id, domain,
 		    ob->cfg->dkim_selector, k->n);

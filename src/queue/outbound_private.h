@@ -165,7 +165,6 @@ void ob_job_result(struct ob *ob, struct ob_job *j, int code,
     const char *status, const char *text, const char *remote);
 /* Records what finished (the flush timer; also called directly). */
 void ob_flush(void *arg);
-int ob_step(sqlite3_stmt *s);
 
 /* outbound_dkim.c: what a message needs before it goes */
 void ob_dkim_prepare(struct ob *ob, struct ob_job *j);

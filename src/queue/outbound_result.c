@@ -56,15 +56,6 @@ ob_job_result(struct ob *ob, struct ob_job *j, int code, const char *status,
 		ob_result_add(ob, j, i, code, status, text, remote, NULL);
 }
 
-int
-ob_step(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
-}
-
 /*
  * Where a DSN for sender goes: local addresses resolve through the
  * accounts (aliases, catch-all), remote ones go as they are.  Returns the
@@ -156,23 +147,6 @@ ob_dsn(struct ob *ob, struct ob_job *j, struct ob_result *first,
 	free(to_local);
 }
 
-/* Deletes the message when nothing of it is pending; true when its spool
- * file may go after the commit. */
-static bool
-ob_finish_msg(struct ob *ob, const char *id)
-{
-	int64_t left = 1;
-
-	sqlite3_bind_text(ob->left, 1, id, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(ob->left) == SQLITE_ROW)
-		left = sqlite3_column_int64(ob->left, 0);
-	sqlite3_reset(ob->left);
-	if (left != 0)
-		return false;
-	sqlite3_bind_text(ob->del, 1, id, -1, SQLITE_TRANSIENT);
-	return ob_step(ob->del) == 0;
-}
-
 static void
 ob_log_result(struct ob *ob, struct ob_result *r, const char *what)
 {
@@ -193,7 +167,7 @@ ob_record_one(struct ob *ob, struct ob_result *r, time_t now)
 		s = ob->done;
 		sqlite3_bind_text(s, 1, j->id, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(s, 2, r->rcpt->addr, -1, SQLITE_TRANSIENT);
-		if (ob_step(s) < 0)
+		if (queue_step(s) < 0)
 			return NULL;
 		return "sent";
 	}
@@ -206,7 +180,7 @@ ob_record_one(struct ob *ob, struct ob_result *r, time_t now)
 		sqlite3_bind_text(s, 2, r->text, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(s, 3, j->id, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(s, 4, r->rcpt->addr, -1, SQLITE_TRANSIENT);
-		if (ob_step(s) < 0)
+		if (queue_step(s) < 0)
 			return NULL;
 		return "deferred";
 	}
@@ -223,19 +197,9 @@ ob_record_one(struct ob *ob, struct ob_result *r, time_t now)
 	sqlite3_bind_text(s, 1, r->text, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 2, j->id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 3, r->rcpt->addr, -1, SQLITE_TRANSIENT);
-	if (ob_step(s) < 0)
+	if (queue_step(s) < 0)
 		return NULL;
 	return "bounced";
-}
-
-static void
-ob_unlink_spool(struct ob *ob, const char *id)
-{
-	char *path = ob_spool_path(ob, id);
-
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_warn("unlink %s", path);
-	free(path);
 }
 
 /* The connections whose result was just recorded go on. */
@@ -303,12 +267,12 @@ ob_flush(void *arg)
 			/* once per message, whatever its destinations */
 			sqlite3_bind_text(ob->warned, 1, r->job->id, -1,
 			    SQLITE_TRANSIENT);
-			if (any && ob_step(ob->warned) == 0 &&
+			if (any && queue_step(ob->warned) == 0 &&
 			    sqlite3_changes(ob->db) > 0)
 				ob_dsn(ob, r->job, r, NULL, true);
 			r->job->warned = true;
 		}
-		if (ob_finish_msg(ob, r->job->id))
+		if (queue_finish_msg(ob->left, ob->del, r->job->id))
 			str_lcpy(gone[ngone++], r->job->id, sizeof(gone[0]));
 	}
 	if (ok && sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL) !=
@@ -337,7 +301,7 @@ ob_flush(void *arg)
 		return;
 	}
 	for (size_t i = 0; i < ngone; i++)
-		ob_unlink_spool(ob, gone[i]);
+		queue_unlink_spool(ob->cfg->data_dir, gone[i]);
 	free(gone);
 	/* Forget the recipients; a job goes with its last one. */
 	for (r = list; r != NULL; r = n) {

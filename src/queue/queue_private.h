@@ -37,6 +37,18 @@ struct spool_msg {
 /* Opens (creating the schema of) data_dir/queue/queue.db. */
 int queue_db_open(const char *data_dir, sqlite3 **db_r, const char **error_r)
     MF_WUR;
+/* Steps s once and resets it: 0 on SQLITE_DONE or SQLITE_ROW, else -1. */
+int queue_step(sqlite3_stmt *s);
+/*
+ * Deletes message id when none of its recipients is pending any more,
+ * with the caller's statements left ("SELECT count(*) FROM recipient
+ * WHERE msg_id = ? AND status IN (0, 3)") and del ("DELETE FROM message
+ * WHERE id = ?"), inside the caller's transaction.  True when its spool
+ * file may go once that transaction commits.
+ */
+bool queue_finish_msg(sqlite3_stmt *left, sqlite3_stmt *del, const char *id);
+/* Unlinks DATA_DIR/spool/msg/ID (after the queue forgot it). */
+void queue_unlink_spool(const char *data_dir, const char *id);
 /* Flushes buffered data; -1 on error. */
 int spool_msg_flush(struct spool_msg *m) MF_WUR;
 void spool_msg_free(struct spool_msg **m);

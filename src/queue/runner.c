@@ -96,47 +96,6 @@ runner_close(struct runner *r)
 	sqlite3_close(r->db);
 }
 
-static int
-runner_step(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
-}
-
-/* Removes the message row when nothing is pending for it any more;
- * true when the spool file may go once the transaction commits. */
-static bool
-runner_finish_msg(struct runner *r, const char *id)
-{
-	int64_t left = 1;
-
-	sqlite3_bind_text(r->left, 1, id, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(r->left) == SQLITE_ROW)
-		left = sqlite3_column_int64(r->left, 0);
-	sqlite3_reset(r->left);
-	if (left != 0)
-		return false;
-	sqlite3_bind_text(r->del, 1, id, -1, SQLITE_TRANSIENT);
-	if (runner_step(r->del) < 0) {
-		log_warnx("queue: cannot delete %s: %s", id,
-		    sqlite3_errmsg(r->db));
-		return false;
-	}
-	return true;
-}
-
-static void
-runner_unlink(struct runner *r, const char *id)
-{
-	char *path = xasprintf("%s/spool/msg/%s", r->cfg->data_dir, id);
-
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_warn("unlink %s", path);
-	free(path);
-}
-
 /* Leftovers of crashed APPENDs; the store keeps this rare. */
 static void
 runner_sweep(struct store *st, const char *account)
@@ -307,7 +266,7 @@ runner_expire(struct runner *r, const char *id, const char *rcpt,
 	sqlite3_bind_text(st, 3, rcpt, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, (int64_t)time(NULL) -
 	    (int64_t)r->cfg->queue_max_lifetime);
-	done = runner_step(st) == 0 && sqlite3_changes(r->db) > 0;
+	done = queue_step(st) == 0 && sqlite3_changes(r->db) > 0;
 	if (done)
 		log_info("%s local delivery to=<%s> result=expired (%s)", id,
 		    rcpt, why);
@@ -333,7 +292,7 @@ runner_record(struct runner *r, const char *id, const char *rcpt,
 	}
 	sqlite3_bind_text(st, k++, id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, k, rcpt, -1, SQLITE_TRANSIENT);
-	if (runner_step(st) < 0)
+	if (queue_step(st) < 0)
 		log_warnx("queue: %s", sqlite3_errmsg(r->db));
 	x_free(&res->error);
 }
@@ -380,7 +339,7 @@ runner_pass(struct runner *r)
 		for (int k = 0; k < i && !seen; k++)
 			seen = strcmp(ids[k], ids[i]) == 0;
 		if (!seen)
-			gone[i] = runner_finish_msg(r, ids[i]);
+			gone[i] = queue_finish_msg(r->left, r->del, ids[i]);
 		free(rcpts[i]);
 	}
 	committed = n > 0 && sqlite3_exec(r->db, "COMMIT", NULL, NULL,
@@ -392,7 +351,7 @@ runner_pass(struct runner *r)
 	/* Spool files go only after the queue forgot them. */
 	for (int i = 0; i < n && committed; i++)
 		if (gone[i])
-			runner_unlink(r, ids[i]);
+			queue_unlink_spool(r->cfg->data_dir, ids[i]);
 	runner_close_stores(r);
 	free(results);
 	free(gone);

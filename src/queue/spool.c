@@ -341,3 +341,42 @@ spool_msg_abort(struct spool_msg **mp)
 		log_warn("cannot remove %s", (*mp)->tmp_path);
 	spool_msg_free(mp);
 }
+
+int
+queue_step(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+bool
+queue_finish_msg(sqlite3_stmt *left, sqlite3_stmt *del, const char *id)
+{
+	int64_t n = 1;
+
+	sqlite3_bind_text(left, 1, id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(left) == SQLITE_ROW)
+		n = sqlite3_column_int64(left, 0);
+	sqlite3_reset(left);
+	if (n != 0)
+		return false;
+	sqlite3_bind_text(del, 1, id, -1, SQLITE_TRANSIENT);
+	if (queue_step(del) < 0) {
+		log_warnx("queue: cannot delete %s: %s", id,
+		    sqlite3_errmsg(sqlite3_db_handle(del)));
+		return false;
+	}
+	return true;
+}
+
+void
+queue_unlink_spool(const char *data_dir, const char *id)
+{
+	char *path = xasprintf("%s/spool/msg/%s", data_dir, id);
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("unlink %s", path);
+	free(path);
+}
