@@ -46,7 +46,6 @@ import shlex
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -84,11 +83,7 @@ class ImapError(Exception):
     pass
 
 
-def client_tls_ctx():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+client_tls_ctx = common.insecure_tls_ctx
 
 
 def imap_quote(s):
@@ -102,14 +97,7 @@ class Imap:
 
     def __init__(self, host, port, tls_ctx, timeout, quickack=False):
         self.quickack = quickack
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            sock = tls_ctx.wrap_socket(sock)
-        except Exception:
-            sock.close()
-            raise
-        self.sock = sock
+        self.sock = common.connect(host, port, tls_ctx, timeout)
         self.buf = bytearray()
         self.n = 0
         self.caps = set()
@@ -726,102 +714,32 @@ def wait_imap(port, timeout, alive=None):
     return last
 
 
-class MailfortImap:
-    name = "mailfort"
+class MailfortImap(common.MailfortServer):
+    """Mailfort with only the imaps listener."""
+    stop_timeout = 40
 
     def __init__(self, binary, work, cert, key, user):
-        self.binary = binary
-        self.dir = os.path.join(work, "mailfort")
-        self.var = os.path.join(self.dir, "var")
-        self.conf = os.path.join(self.dir, "mailfort.ini")
-        self.accounts = os.path.join(self.dir, "postfix-accounts.cf")
-        self.logfile = os.path.join(self.dir, "mailfort.log")
+        super().__init__(binary, work, cert, key, user)
         self.pidfile = os.path.join(self.dir, "harness.pid")
-        self.cert, self.key, self.user = cert, key, user
-        self.proc = None
         self.port = PORTS["mailfort"]
         self.changes = []
 
     def setup(self):
-        os.makedirs(self.var, exist_ok=True)
-        with open(self.accounts, "w") as f:
-            f.write("%s|{SHA512-CRYPT}%s\n" % (
-                USER, common.sha512_crypt(PASSWORD)))
-        os.chmod(self.accounts, 0o644)
-        with open(self.conf, "w") as f:
-            f.write(
-                "[server]\n"
-                "hostname = mail.example.test\n"
-                "domains = %s\n"
-                "data_dir = %s\n"
-                "user = %s\n"
-                "[listen]\n"
-                "smtp = off\n"
-                "submissions = off\n"
-                "submission = off\n"
-                "imap = off\n"
-                "imaps = %s:%d\n"
-                "pop3 = off\n"
-                "pop3s = off\n"
-                "[tls]\n"
-                "cert = %s\n"
-                "key = %s\n"
-                "[accounts]\n"
-                "users = %s\n" % (
-                    DOMAIN, self.var, self.user, HOST, self.port,
-                    self.cert, self.key, self.accounts))
-        if os.geteuid() == 0 and self.user != "root":
-            pw = pwd.getpwnam(self.user)
-            for root, dirs, files in os.walk(self.var):
-                os.chown(root, pw.pw_uid, pw.pw_gid)
+        self.write_config([
+            ("smtp", "off"), ("submissions", "off"), ("submission", "off"),
+            ("imap", "off"), ("imaps", "%s:%d" % (HOST, self.port)),
+            ("pop3", "off"), ("pop3s", "off")])
 
     def start(self):
-        if not (os.path.isfile(self.binary) and
-                os.access(self.binary, os.X_OK)):
-            raise RuntimeError("no executable at %s (build it: ninja -C "
-                               "build)" % self.binary)
-        if not common.port_free(self.port):
-            raise RuntimeError("port %d is already in use" % self.port)
-        lf = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", "-c", self.conf], stdin=subprocess.DEVNULL,
-            stdout=lf, stderr=lf, start_new_session=True, cwd=self.dir)
-        lf.close()
+        self.spawn([self.port])
         with open(self.pidfile, "w") as f:
             f.write("%d\n" % self.proc.pid)
         e = wait_imap(self.port, 20, self.alive)
         if e:
-            raise RuntimeError("imaps listener 127.0.0.1:%d: %s\n"
-                               "  server log %s:\n%s" % (
-                                   self.port, e, self.logfile,
-                                   tail(self.logfile)))
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+            raise self.listener_error("imaps", self.port, e)
 
     def root_pid(self):
         return self.proc.pid
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            log("mailfort did not stop in 40 s; SIGKILL")
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=5)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     @staticmethod
     def stop_leftover(work):
@@ -833,8 +751,6 @@ class MailfortImap:
             except OSError:
                 pass
 
-    def cleanup_data(self):
-        shutil.rmtree(self.var, ignore_errors=True)
 
 
 class DovecotImap:

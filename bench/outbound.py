@@ -30,10 +30,8 @@ Stdlib only (+ tests/dnsserver.py); run as root.  See bench/README.md.
 
 import argparse
 import datetime
-import grp
 import json
 import os
-import pwd
 import re
 import shlex
 import shutil
@@ -44,8 +42,6 @@ import subprocess
 import sys
 import threading
 import time
-import base64
-import ssl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -53,7 +49,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(ROOT, "tests"))
 
 import common  # noqa: E402  (bench/common.py: shared helpers)
-import run  # noqa: E402  (bench/run.py: SMTP client, Mailfort harness)
+import run  # noqa: E402  (bench/run.py: messages, the Mailfort harness)
 
 HOST = common.HOST
 USER = common.USER
@@ -103,7 +99,7 @@ class Sinks:
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
         for a in self.addrs:
-            if not port_free_at(a, self.port):
+            if not common.port_free(self.port, a):
                 raise RuntimeError("sink port %s:%d is in use" % (a,
                                                                   self.port))
         for n, a in enumerate(self.addrs):
@@ -165,18 +161,6 @@ class Sinks:
         self.procs = []
 
 
-def port_free_at(addr, port):
-    s = socket.socket()
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def dead_udp_port():
     """A loopback UDP port nothing listens on (queries get ICMP port
     unreachable, so lookups fail fast)."""
@@ -196,11 +180,7 @@ def inject(spec, n, ndomains, sessions, size):
     error_samples, seconds."""
     lock = threading.Lock()
     res = {"ok": 0, "errors": 0, "error_samples": [], "reconnects": 0}
-    tls_ctx = None
-    if spec["tls"]:
-        tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        tls_ctx.check_hostname = False
-        tls_ctx.verify_mode = ssl.CERT_NONE
+    tls_ctx = common.insecure_tls_ctx() if spec["tls"] else None
 
     def err(msg):
         with lock:
@@ -209,27 +189,8 @@ def inject(spec, n, ndomains, sessions, size):
                 res["error_samples"].append(msg)
 
     def open_session():
-        c = run.Client(HOST, spec["port"], tls_ctx, 30)
-        try:
-            code, text = c.reply()
-            if code != 220:
-                raise run.SmtpError("banner: %d %s" % (code, text[:80]))
-            c.send(b"EHLO loadgen.client.test\r\n")
-            code, text = c.reply()
-            if code != 250:
-                raise run.SmtpError("EHLO: %d %s" % (code, text[:80]))
-            pipe = b"PIPELINING" in text.upper()
-            if spec["auth"]:
-                tok = base64.b64encode(b"\0" + USER.encode() + b"\0" +
-                                       PASSWORD.encode())
-                c.send(b"AUTH PLAIN " + tok + b"\r\n")
-                code, text = c.reply()
-                if code != 235:
-                    raise run.SmtpError("AUTH: %d %s" % (code, text[:80]))
-            return c, pipe
-        except Exception:
-            c.close()
-            raise
+        return common.smtp_open(HOST, spec["port"], tls_ctx, 30,
+                                USER if spec["auth"] else None, PASSWORD)
 
     def worker(sid):
         facs = {}
@@ -292,12 +253,7 @@ def inject(spec, n, ndomains, sessions, size):
             else:
                 time.sleep(0.1 * tries)
         if conn is not None:
-            try:
-                conn.send(b"QUIT\r\n")
-                conn.reply()
-            except Exception:
-                pass
-            conn.close()
+            conn.quit()
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=worker, args=(s,), daemon=True)
@@ -330,10 +286,7 @@ def drain(sinks, n, timeout, poll=0.02):
             done = None
             break
         time.sleep(poll)
-    c1 = cpu_times()
-    tot, idle = c1[0] - c0[0], c1[1] - c0[1]
-    busy = (100.0 * (tot - idle) / tot) if tot else None
-    return done, first, got, busy
+    return done, first, got, common.busy_pct(c0, cpu_times())
 
 
 # --------------------------------------------------------------------------
@@ -350,46 +303,15 @@ class OutMailfort(run.Mailfort):
         self.sink_port = sink_port
 
     def configure(self, resolver, trust_anchor):
-        os.makedirs(self.var, exist_ok=True)
-        if not os.path.exists(self.accounts):
-            with open(self.accounts, "w") as f:
-                f.write("%s|{SHA512-CRYPT}%s\n" % (
-                    USER, common.sha512_crypt(PASSWORD)))
-            os.chmod(self.accounts, 0o644)
-        with open(self.conf, "w") as f:
-            f.write(
-                "[server]\n"
-                "hostname = mail.example.test\n"
-                "domains = %s\n"
-                "data_dir = %s\n"
-                "user = %s\n"
-                "[listen]\n"
-                "smtp = %s:%d\n"
-                "submissions = %s:%d\n"
-                "submission = off\n"
-                "imap = off\n"
-                "imaps = off\n"
-                "[tls]\n"
-                "cert = %s\n"
-                "key = %s\n"
-                "[accounts]\n"
-                "users = %s\n"
-                "[outbound]\n"
-                "mx_port = %d\n"
-                "[dns]\n"
-                "resolver = %s\n"
-                "trust_anchor = %s\n"
-                "[queue]\n"
-                "retry_min = 3600\n" % (
-                    common.DOMAIN, self.var, self.user,
-                    HOST, self.ports["smtp"], HOST,
-                    self.ports["submissions"], self.cert, self.key,
-                    self.accounts, self.sink_port, resolver, trust_anchor))
-        os.chmod(self.conf, 0o644)
-        if os.geteuid() == 0 and self.user != "root":
-            pw = pwd.getpwnam(self.user)
-            for root, dirs, files in os.walk(self.var):
-                os.chown(root, pw.pw_uid, pw.pw_gid)
+        self.write_config(self.listen(), (
+            "[outbound]\n"
+            "mx_port = %d\n"
+            "[dns]\n"
+            "resolver = %s\n"
+            "trust_anchor = %s\n"
+            "[queue]\n"
+            "retry_min = 3600\n" % (self.sink_port, resolver,
+                                     trust_anchor)))
 
     def pending(self, due_only=False):
         """Recipients still queued (status 0; with due_only, only those
@@ -415,59 +337,19 @@ class OutMailfort(run.Mailfort):
                           check=False, cwd=self.dir)
 
 
-POSTFIX_MASTER_CF = """\
-# private master.cf for the outbound benchmark (no chroot, loopback only)
-%(host)s:%(smtp)d inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
-class OutPostfix:
+class OutPostfix(common.PostfixServer):
     """A private Postfix relaying to the sinks through transport_maps."""
-    name = "postfix"
+    ports = PORTS["postfix"]
 
     def __init__(self, work, ndomains, sink_port, sinks_mode):
-        self.dir = os.path.join(work, "postfix")
-        self.etc = os.path.join(self.dir, "etc")
-        self.spool = os.path.join(self.dir, "spool")
-        self.data = os.path.join(self.dir, "data")
-        self.logfile = os.path.join(self.dir, "maillog")
-        self.ports = PORTS["postfix"]
+        super().__init__(work)
         self.ndomains = ndomains
         self.sink_port = sink_port
         self.sinks_mode = sinks_mode
-        self.started = False
 
     def setup(self):
-        for d in (self.etc, self.spool, self.data):
-            os.makedirs(d, exist_ok=True)
+        self.make_dirs()
         os.chmod(self.dir, 0o755)
-        pf = pwd.getpwnam("postfix")
-        os.chown(self.data, pf.pw_uid, grp.getgrnam("postfix").gr_gid)
-        os.chmod(self.data, 0o700)
         transport = os.path.join(self.etc, "transport")
         with open(transport, "w") as f:
             for i in range(self.ndomains):
@@ -475,40 +357,9 @@ class OutPostfix:
                     domain(i), sink_addr(i, self.sinks_mode),
                     self.sink_port))
         os.chmod(transport, 0o644)
-        main = {
-            "compatibility_level": "3.6",
-            "queue_directory": self.spool,
-            "data_directory": self.data,
-            "command_directory": "/usr/sbin",
-            "daemon_directory": "/usr/lib/postfix/sbin",
-            "shlib_directory": "/usr/lib/postfix",
-            "meta_directory": "/etc/postfix",
-            "mail_owner": "postfix",
-            "setgid_group": "postdrop",
-            "maillog_file": self.logfile,
-            "maillog_file_prefixes": self.dir,
-            "myhostname": "pf.example.test",
-            "mydomain": common.DOMAIN,
-            "myorigin": common.DOMAIN,
-            "mydestination": "",
-            "relayhost": "",
+        main = self.base_main()
+        main.update({
             "relay_domains": "",
-            "inet_interfaces": HOST,
-            "inet_protocols": "ipv4",
-            "mynetworks": "127.0.0.0/8",
-            "smtpd_banner": "$myhostname ESMTP",
-            "biff": "no",
-            "append_dot_mydomain": "no",
-            "alias_maps": "",
-            "alias_database": "",
-            "local_recipient_maps": "",
-            "smtpd_peername_lookup": "no",
-            "smtp_dns_support_level": "disabled",
-            "smtp_host_lookup": "native",
-            "smtpd_client_event_limit_exceptions": "127.0.0.0/8",
-            "smtpd_client_restrictions": "",
-            "smtpd_helo_restrictions": "",
-            "smtpd_sender_restrictions": "",
             "smtpd_relay_restrictions": "permit_mynetworks, reject",
             # everything received waits in the hold queue until released
             "smtpd_recipient_restrictions":
@@ -517,34 +368,10 @@ class OutPostfix:
             # anything the map does not name must not leave the machine
             "default_transport": "error:5.3.0 not a benchmark domain",
             "notify_classes": "",
-        }
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write("# private main.cf for the outbound benchmark\n")
-            for k, v in main.items():
-                f.write("%s = %s\n" % (k, v))
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER_CF % {"host": HOST,
-                                         "smtp": self.ports["smtp"]})
-        open(self.logfile, "a").close()
-
-    def postfix(self, *args, check=True):
-        return common.run(["postfix", "-c", self.etc] + list(args),
-                          check=check)
-
-    def master_pid(self):
-        return common.read_pid(os.path.join(self.spool, "pid",
-                                            "master.pid"))
-
-    def start(self):
-        for p in self.ports.values():
-            if not common.port_free(p):
-                raise RuntimeError("port %d is already in use" % p)
-        self.postfix("start")
-        self.started = True
-        e = run.wait_banner(self.ports["smtp"], False, 20)
-        if e:
-            raise RuntimeError("postfix 127.0.0.1:%d: %s\n%s" % (
-                self.ports["smtp"], e, tail(self.logfile)))
+        })
+        self.write_config("outbound benchmark", main,
+                          "%s:%d inet n - n - - smtpd\n" % (
+                              HOST, self.ports["smtp"]))
 
     def queue_counts(self):
         return {q: common.count_files(os.path.join(self.spool, q))
@@ -555,18 +382,6 @@ class OutPostfix:
         common.run(["postsuper", "-c", self.etc, "-H", "ALL"])
         common.run(["postqueue", "-c", self.etc, "-f"])
 
-    def stop(self):
-        pid = self.master_pid()
-        if pid is None or not common.pid_alive(pid):
-            return
-        self.postfix("stop", check=False)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and common.pid_alive(pid):
-            time.sleep(0.1)
-        if common.pid_alive(pid):
-            self.postfix("abort", check=False)
-            time.sleep(1)
-
     def cleanup_data(self):
         shutil.rmtree(self.spool, ignore_errors=True)
 
@@ -576,28 +391,70 @@ class OutPostfix:
 # --------------------------------------------------------------------------
 
 
-def bench_mailfort(args, work, cert, key, sinks_factory, dns):
-    r = {"server": "mailfort", "messages": args.messages, "errors": 0,
+def run_server(args, srv, steps):
+    """One run of srv: steps(r, sinks) fills the result r and appends the
+    Sinks it starts to the list sinks; afterwards srv and the sinks are
+    stopped, srv's data removed (unless --keep) and r finished."""
+    r = {"server": srv.name, "messages": args.messages, "errors": 0,
          "error_samples": [], "notes": []}
+    sinks = []
+    try:
+        steps(r, sinks)
+    except Exception as e:
+        r["notes"].append("%s failed: %s" % (srv.name, e))
+        log("%s failed: %s" % (srv.name, e))
+    finally:
+        srv.stop()
+        for s in sinks:
+            s.stop()
+        if not args.keep:
+            srv.cleanup_data()
+    finish(r, args.messages)
+    return r
+
+
+def inject_all(r, args, port, tls):
+    """Queues the run's messages through port (implicit TLS + AUTH with
+    tls); records inject_ok, inject_s, inject_errors and error samples."""
+    spec = {"port": port, "tls": tls, "auth": tls, "sender": USER}
+    inj = inject(spec, args.messages, args.domains, args.inject_sessions,
+                 args.size)
+    r.update(inject_ok=inj["ok"], inject_s=round(inj["seconds"], 2),
+             inject_errors=inj["errors"])
+    r["error_samples"] += inj["error_samples"]
+    log("  injected %d in %.1f s (%d errors)" % (
+        inj["ok"], inj["seconds"], inj["errors"]))
+    return inj
+
+
+def release_and_drain(r, sinks, args, cmd_key, release):
+    """Starts the clock, runs release() (what lets the queue go) and waits
+    for inject_ok messages at the sinks.  drain_s counts from the start of
+    release(), first_s from its end; cmd_key records how long release()
+    took.  Returns what release() returned."""
+    t0 = time.monotonic()
+    out = release()
+    cmd_s = time.monotonic() - t0
+    done, first, got, busy = drain(sinks, r["inject_ok"], args.timeout)
+    done = None if done is None else done + cmd_s
+    r.update(first_s=first, drain_s=done, delivered=got,
+             system_cpu_busy_pct=busy)
+    r[cmd_key] = round(cmd_s, 3)
+    return out
+
+
+def bench_mailfort(args, work, cert, key, sinks_factory, dns):
     mf = OutMailfort(os.path.abspath(args.mailfort), work, cert, key,
                      args.mailfort_user, args.sink_port)
-    sinks = None
-    try:
+
+    def steps(r, sinks):
         # (a) queue everything while no delivery can succeed
         dead = "%s:%d" % (HOST, dead_udp_port())
         mf.configure(dead, dns.trust_anchor)
         mf.start()
         log("mailfort up (log %s); injecting %d messages, resolver %s "
             "(nothing answers)" % (mf.logfile, args.messages, dead))
-        spec = {"port": mf.ports["submissions"], "tls": True, "auth": True,
-                "sender": USER}
-        inj = inject(spec, args.messages, args.domains, args.inject_sessions,
-                     args.size)
-        r.update(inject_ok=inj["ok"], inject_s=round(inj["seconds"], 2),
-                 inject_errors=inj["errors"])
-        r["error_samples"] += inj["error_samples"]
-        log("  injected %d in %.1f s (%d errors)" % (
-            inj["ok"], inj["seconds"], inj["errors"]))
+        inj = inject_all(r, args, mf.ports["submissions"], True)
         # every message must have had its failed try and be deferred
         # (next try in an hour), or the restart would deliver it before
         # the flush starts the clock
@@ -622,65 +479,42 @@ def bench_mailfort(args, work, cert, key, sinks_factory, dns):
                               mf.proc.returncode)
         # (b) restart with the real resolver, flush, time the drain
         mf.configure(dns.resolver, dns.trust_anchor)
-        sinks = sinks_factory().start()
+        sinks.append(sinks_factory())
+        sinks[0].start()
         mf.start()
         time.sleep(0.5)
-        before = sinks.count()
+        before = sinks[0].count()
         r["delivered_before_flush"] = before
         if before:
             r["notes"].append("%d messages delivered before the flush "
                               "(retry timer)" % before)
         log("mailfort: queue flush, waiting for %d at the sink" %
             inj["ok"])
-        t0 = time.monotonic()
-        fl = mf.cli("queue", "flush")
-        flush_s = time.monotonic() - t0
+        fl = release_and_drain(r, sinks[0], args, "flush_cmd_s",
+                               lambda: mf.cli("queue", "flush"))
         r["flush_output"] = fl.stdout.strip()[-500:]
         if fl.returncode != 0:
             r["notes"].append("queue flush exited %d: %s" % (
                 fl.returncode, fl.stdout.strip()[-300:]))
-        done, first, got, busy = drain(sinks, inj["ok"], args.timeout)
-        done = None if done is None else done + flush_s
-        r.update(flush_cmd_s=round(flush_s, 3), first_s=first,
-                 drain_s=done, delivered=got, system_cpu_busy_pct=busy)
         if mf.proc.poll() is not None:
             r["notes"].append("mailfort exited (%s) during the drain:\n%s"
                               % (mf.proc.returncode, tail(mf.logfile)))
         time.sleep(0.5)
-        r["delivered_after"] = sinks.count()
+        r["delivered_after"] = sinks[0].count()
         r["queue_left"] = mf.pending()
-    except Exception as e:
-        r["notes"].append("mailfort failed: %s" % e)
-        log("mailfort failed: %s" % e)
-    finally:
-        mf.stop()
-        if sinks is not None:
-            sinks.stop()
-        if not args.keep:
-            mf.cleanup_data()
-    finish(r, args.messages)
-    return r
+
+    return run_server(args, mf, steps)
 
 
 def bench_postfix(args, work, sinks_factory):
-    r = {"server": "postfix", "messages": args.messages, "errors": 0,
-         "error_samples": [], "notes": []}
     pf = OutPostfix(work, args.domains, args.sink_port, args.sinks)
-    sinks = None
-    try:
+
+    def steps(r, sinks):
         pf.setup()
         pf.start()
         log("postfix up (log %s); injecting %d messages on hold" % (
             pf.logfile, args.messages))
-        spec = {"port": pf.ports["smtp"], "tls": False, "auth": False,
-                "sender": USER}
-        inj = inject(spec, args.messages, args.domains, args.inject_sessions,
-                     args.size)
-        r.update(inject_ok=inj["ok"], inject_s=round(inj["seconds"], 2),
-                 inject_errors=inj["errors"])
-        r["error_samples"] += inj["error_samples"]
-        log("  injected %d in %.1f s (%d errors)" % (
-            inj["ok"], inj["seconds"], inj["errors"]))
+        inj = inject_all(r, args, pf.ports["smtp"], False)
         deadline = time.monotonic() + 60
         while pf.queue_counts()["hold"] < inj["ok"] and \
                 time.monotonic() < deadline:
@@ -691,30 +525,16 @@ def bench_postfix(args, work, sinks_factory):
         if qc["hold"] != inj["ok"]:
             r["notes"].append("hold queue holds %d, not %d" % (
                 qc["hold"], inj["ok"]))
-        sinks = sinks_factory().start()
+        sinks.append(sinks_factory())
+        sinks[0].start()
         log("postfix: postsuper -H ALL + postqueue -f, waiting for %d at "
             "the sink" % inj["ok"])
-        t0 = time.monotonic()
-        pf.release()
-        rel_s = time.monotonic() - t0
-        done, first, got, busy = drain(sinks, inj["ok"], args.timeout)
-        done = None if done is None else done + rel_s
-        r.update(release_cmd_s=round(rel_s, 3), first_s=first,
-                 drain_s=done, delivered=got, system_cpu_busy_pct=busy)
+        release_and_drain(r, sinks[0], args, "release_cmd_s", pf.release)
         time.sleep(0.5)
-        r["delivered_after"] = sinks.count()
+        r["delivered_after"] = sinks[0].count()
         r["queue_left"] = sum(pf.queue_counts().values())
-    except Exception as e:
-        r["notes"].append("postfix failed: %s" % e)
-        log("postfix failed: %s" % e)
-    finally:
-        pf.stop()
-        if sinks is not None:
-            sinks.stop()
-        if not args.keep:
-            pf.cleanup_data()
-    finish(r, args.messages)
-    return r
+
+    return run_server(args, pf, steps)
 
 
 def finish(r, n):
@@ -843,9 +663,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     work = os.path.abspath(args.workdir)
-    old_pf = os.path.join(work, "postfix", "etc")
-    if os.path.isfile(os.path.join(old_pf, "main.cf")):
-        common.run(["postfix", "-c", old_pf, "stop"], check=False)
+    common.PostfixServer.stop_leftover(work)
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     os.chmod(work, 0o755)

@@ -25,7 +25,6 @@ Stdlib only; run as root (Postfix needs it).  See bench/README.md.
 """
 
 import argparse
-import base64
 import datetime
 import grp
 import json
@@ -34,8 +33,6 @@ import pwd
 import shlex
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -45,7 +42,7 @@ import common  # noqa: E402  (bench/common.py: shared with the other suites)
 from common import (  # noqa: E402,F401  (also used as run.X by others)
     HOST, DOMAIN, USER, PASSWORD, log, tail, port_free, count_files,
     sha512_crypt, run, pid_alive, read_pid, make_cert, cpu_times,
-    percentile, machine_facts, fmt)
+    percentile, machine_facts, fmt, Client, SmtpError, wait_banner)
 
 REMOTE_SENDER = "sender@client.test"
 
@@ -57,56 +54,6 @@ PORTS = {
 # --------------------------------------------------------------------------
 # Load generator (runs in worker processes; identical for both servers)
 # --------------------------------------------------------------------------
-
-
-class SmtpError(Exception):
-    pass
-
-
-class Client:
-    """Minimal blocking SMTP client with its own reply parser."""
-
-    def __init__(self, host, port, tls_ctx, timeout):
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tls_ctx is not None:
-            try:
-                sock = tls_ctx.wrap_socket(sock)
-            except Exception:
-                sock.close()
-                raise
-        self.sock = sock
-        self.buf = bytearray()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def reply(self):
-        """Returns (code, text) of one complete (possibly multiline) reply."""
-        lines = []
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i < 0:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise SmtpError("connection closed by server")
-                self.buf += chunk
-                continue
-            line = bytes(self.buf[:i])
-            del self.buf[: i + 2]
-            lines.append(line)
-            if len(line) < 4 or line[3:4] != b"-":
-                try:
-                    code = int(line[:3])
-                except ValueError:
-                    raise SmtpError("bad reply line %r" % line[:80])
-                return code, b"\n".join(lines)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 class MessageFactory:
@@ -151,35 +98,13 @@ def session_run(spec, sid, go_evt, start_val, out, lock, ready_cb):
         if len(res["error_samples"]) < 5:
             res["error_samples"].append("s%d: %s" % (sid, msg))
 
-    tls_ctx = None
-    if spec["tls"]:
-        tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        tls_ctx.check_hostname = False
-        tls_ctx.verify_mode = ssl.CERT_NONE
+    tls_ctx = common.insecure_tls_ctx() if spec["tls"] else None
 
     def open_session():
-        c = Client(spec["host"], spec["port"], tls_ctx, spec["timeout"])
-        try:
-            code, text = c.reply()
-            if code != 220:
-                raise SmtpError("banner: %d %s" % (code, text[:80]))
-            c.send(b"EHLO loadgen.client.test\r\n")
-            code, text = c.reply()
-            if code != 250:
-                raise SmtpError("EHLO: %d %s" % (code, text[:80]))
-            caps = text.upper()
-            if spec["auth"]:
-                tok = base64.b64encode(
-                    b"\0" + spec["user"].encode() + b"\0" +
-                    spec["password"].encode())
-                c.send(b"AUTH PLAIN " + tok + b"\r\n")
-                code, text = c.reply()
-                if code != 235:
-                    raise SmtpError("AUTH: %d %s" % (code, text[:80]))
-            return c, (spec["pipelining"] and b"PIPELINING" in caps)
-        except Exception:
-            c.close()
-            raise
+        c, pipe = common.smtp_open(
+            spec["host"], spec["port"], tls_ctx, spec["timeout"],
+            spec["user"] if spec["auth"] else None, spec["password"])
+        return c, (spec["pipelining"] and pipe)
 
     conn = None
     try:
@@ -274,12 +199,7 @@ def session_run(spec, sid, go_evt, start_val, out, lock, ready_cb):
             if conn is None:
                 break
     if conn is not None:
-        try:
-            conn.send(b"QUIT\r\n")
-            conn.reply()
-        except Exception:
-            pass
-        conn.close()
+        conn.quit()
     with lock:
         out.append(res)
 
@@ -335,60 +255,15 @@ def run_cell(spec, sessions, per_proc):
 
 
 # --------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------
-
-
-def wait_banner(port, tls, timeout, alive=None):
-    """Waits until HOST:port answers with a 220 banner (through TLS if
-    asked).  Returns None or the last error text."""
-    deadline = time.monotonic() + timeout
-    last = "no attempt"
-    ctx = None
-    if tls:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    while time.monotonic() < deadline:
-        if alive is not None and not alive():
-            return "server process exited"
-        try:
-            c = Client(HOST, port, ctx, 5)
-            try:
-                code, text = c.reply()
-                c.send(b"QUIT\r\n")
-                try:
-                    c.reply()
-                except Exception:
-                    pass
-            finally:
-                c.close()
-            if code == 220:
-                return None
-            last = "banner %d %s" % (code, text[:80])
-        except Exception as e:
-            last = str(e) or e.__class__.__name__
-        time.sleep(0.2)
-    return last
-
-
-# --------------------------------------------------------------------------
 # Servers
 # --------------------------------------------------------------------------
 
 
-class Mailfort:
-    name = "mailfort"
+class Mailfort(common.MailfortServer):
+    """Mailfort with the smtp and submissions (implicit TLS) listeners."""
 
     def __init__(self, binary, work, cert, key, user):
-        self.binary = binary
-        self.dir = os.path.join(work, "mailfort")
-        self.var = os.path.join(self.dir, "var")
-        self.conf = os.path.join(self.dir, "mailfort.ini")
-        self.accounts = os.path.join(self.dir, "postfix-accounts.cf")
-        self.logfile = os.path.join(self.dir, "mailfort.log")
-        self.cert, self.key, self.user = cert, key, user
-        self.proc = None
+        super().__init__(binary, work, cert, key, user)
         self.ports = PORTS["mailfort"]
         self.notes = []
         self.auth = True
@@ -396,87 +271,23 @@ class Mailfort:
     def mailbox_dir(self):
         return os.path.join(self.var, "mail", DOMAIN, "bench", "msg")
 
+    def listen(self):
+        return [("smtp", "%s:%d" % (HOST, self.ports["smtp"])),
+                ("submissions", "%s:%d" % (HOST, self.ports["submissions"])),
+                ("submission", "off"), ("imap", "off"), ("imaps", "off")]
+
     def setup(self):
-        os.makedirs(self.var, exist_ok=True)
-        with open(self.accounts, "w") as f:
-            f.write("%s|{SHA512-CRYPT}%s\n" % (USER, sha512_crypt(PASSWORD)))
-        os.chmod(self.accounts, 0o644)
-        with open(self.conf, "w") as f:
-            f.write(
-                "[server]\n"
-                "hostname = mail.example.test\n"
-                "domains = %s\n"
-                "data_dir = %s\n"
-                "user = %s\n"
-                "[listen]\n"
-                "smtp = %s:%d\n"
-                "submissions = %s:%d\n"
-                "submission = off\n"
-                "imap = off\n"
-                "imaps = off\n"
-                "[tls]\n"
-                "cert = %s\n"
-                "key = %s\n"
-                "[accounts]\n"
-                "users = %s\n" % (
-                    DOMAIN, self.var, self.user,
-                    HOST, self.ports["smtp"], HOST,
-                    self.ports["submissions"],
-                    self.cert, self.key, self.accounts))
-        if os.geteuid() == 0 and self.user != "root":
-            pw = pwd.getpwnam(self.user)
-            for root, dirs, files in os.walk(self.var):
-                os.chown(root, pw.pw_uid, pw.pw_gid)
+        self.write_config(self.listen())
 
     def start(self):
-        if not (os.path.isfile(self.binary) and
-                os.access(self.binary, os.X_OK)):
-            raise RuntimeError("no executable at %s (build it: ninja -C "
-                               "build)" % self.binary)
-        for p in self.ports.values():
-            if not port_free(p):
-                raise RuntimeError("port %d is already in use" % p)
-        lf = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", "-c", self.conf], stdin=subprocess.DEVNULL,
-            stdout=lf, stderr=lf, start_new_session=True, cwd=self.dir)
-        lf.close()
-        alive = lambda: self.proc.poll() is None
+        self.spawn(self.ports.values())
         for mode, port in sorted(self.ports.items()):
-            e = wait_banner(port, mode == "submissions", 20, alive)
+            e = wait_banner(port, mode == "submissions", 20, self.alive)
             if e:
-                raise RuntimeError("%s listener 127.0.0.1:%d: %s\n"
-                                   "  server log %s:\n%s" % (
-                                       mode, port, e, self.logfile,
-                                       tail(self.logfile)))
+                raise self.listener_error(mode, port, e)
 
     def delivered(self):
         return count_files(self.mailbox_dir())
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            log("mailfort did not stop in 15 s; SIGKILL")
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=5)
-        # children left in the group (should be none)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def cleanup_data(self):
-        shutil.rmtree(self.var, ignore_errors=True)
 
 
 class Dovecot:
@@ -585,56 +396,26 @@ class Dovecot:
             os.kill(pid, signal.SIGKILL)
 
 
-POSTFIX_MASTER_CF = """\
-# private master.cf for the Mailfort benchmark (no chroot, loopback only)
+POSTFIX_SMTPD = """\
 %(host)s:%(smtp)d inet n - n - - smtpd
 %(host)s:%(subs)d inet n - n - - smtpd
   -o syslog_name=postfix/submissions
   -o smtpd_tls_wrappermode=yes
   -o smtpd_tls_security_level=encrypt
   -o smtpd_sasl_auth_enable=%(sasl)s
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class Postfix:
-    name = "postfix"
+class Postfix(common.PostfixServer):
+    """Postfix receiving for one virtual Maildir; SASL through Dovecot."""
+    ports = PORTS["postfix"]
 
     def __init__(self, work, cert, key, sasl):
-        self.dir = os.path.join(work, "postfix")
-        self.etc = os.path.join(self.dir, "etc")
-        self.spool = os.path.join(self.dir, "spool")
-        self.data = os.path.join(self.dir, "data")
+        super().__init__(work)
         self.mail = os.path.join(self.dir, "mail")
-        self.logfile = os.path.join(self.dir, "maillog")
         self.cert, self.key = cert, key
         self.sasl = sasl
         self.auth = sasl
-        self.ports = PORTS["postfix"]
-        self.started = False
         self.notes = []
         self.uid = pwd.getpwnam("nobody").pw_uid
         self.gid = grp.getgrnam("nogroup").gr_gid
@@ -643,12 +424,7 @@ class Postfix:
         return os.path.join(self.mail, DOMAIN, "bench")
 
     def setup(self):
-        for d in (self.etc, self.spool, self.data, self.mail):
-            os.makedirs(d, exist_ok=True)
-        pfuid = pwd.getpwnam("postfix").pw_uid
-        pfgid = grp.getgrnam("postfix").gr_gid
-        os.chown(self.data, pfuid, pfgid)
-        os.chmod(self.data, 0o700)
+        self.make_dirs(self.mail)
         # Maildir of the one virtual mailbox, owned by the virtual uid
         md = self.maildir()
         for sub in ("new", "cur", "tmp"):
@@ -659,43 +435,11 @@ class Postfix:
         # (create-missing); make it now so dovecot can bind in it
         priv = os.path.join(self.spool, "private")
         os.makedirs(priv, exist_ok=True)
-        os.chown(priv, pfuid, 0)
+        os.chown(priv, pwd.getpwnam("postfix").pw_uid, 0)
         os.chmod(priv, 0o700)
-        sasl = self.sasl
-        main = {
-            "compatibility_level": "3.6",
-            "queue_directory": self.spool,
-            "data_directory": self.data,
-            "command_directory": "/usr/sbin",
-            "daemon_directory": "/usr/lib/postfix/sbin",
-            "shlib_directory": "/usr/lib/postfix",
-            "meta_directory": "/etc/postfix",
-            "mail_owner": "postfix",
-            "setgid_group": "postdrop",
-            "maillog_file": self.logfile,
-            "maillog_file_prefixes": self.dir,
-            "myhostname": "pf.example.test",
-            "mydomain": DOMAIN,
-            "myorigin": DOMAIN,
-            "mydestination": "",
-            "relayhost": "",
-            "inet_interfaces": HOST,
-            "inet_protocols": "ipv4",
-            "mynetworks": "127.0.0.0/8",
-            "smtpd_banner": "$myhostname ESMTP",
-            "biff": "no",
-            "append_dot_mydomain": "no",
-            "alias_maps": "",
-            "alias_database": "",
-            "local_recipient_maps": "",
-            "smtpd_peername_lookup": "no",
-            "smtp_host_lookup": "native",
+        main = self.base_main()
+        main.update({
             "lmtp_host_lookup": "native",
-            "smtp_dns_support_level": "disabled",
-            "smtpd_client_event_limit_exceptions": "127.0.0.0/8",
-            "smtpd_client_restrictions": "",
-            "smtpd_helo_restrictions": "",
-            "smtpd_sender_restrictions": "",
             "smtpd_relay_restrictions":
                 "permit_mynetworks, permit_sasl_authenticated, "
                 "reject_unauth_destination",
@@ -718,55 +462,16 @@ class Postfix:
             "virtual_gid_maps": "static:%d" % self.gid,
             "virtual_minimum_uid": "100",
             "virtual_alias_maps": "",
-        }
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write("# private main.cf for the Mailfort benchmark\n")
-            for k, v in main.items():
-                f.write("%s = %s\n" % (k, v))
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER_CF % {
-                "host": HOST, "smtp": self.ports["smtp"],
-                "subs": self.ports["submissions"],
-                "sasl": "yes" if sasl else "no"})
-        open(self.logfile, "a").close()
-
-    def postfix(self, *args, check=True):
-        return run(["postfix", "-c", self.etc] + list(args), check=check)
-
-    def master_pid(self):
-        return read_pid(os.path.join(self.spool, "pid", "master.pid"))
-
-    def start(self):
-        for p in self.ports.values():
-            if not port_free(p):
-                raise RuntimeError("port %d is already in use" % p)
-        r = self.postfix("check", check=False)
-        if r.stdout.strip():
-            log("postfix check: %s" % r.stdout.strip()[-1000:])
-        self.postfix("start")
-        self.started = True
-        for mode, port in sorted(self.ports.items()):
-            e = wait_banner(port, mode == "submissions", 20)
-            if e:
-                raise RuntimeError("postfix %s 127.0.0.1:%d: %s\n%s" % (
-                    mode, port, e, tail(self.logfile)))
+        })
+        self.write_config("Mailfort benchmark", main, POSTFIX_SMTPD % {
+            "host": HOST, "smtp": self.ports["smtp"],
+            "subs": self.ports["submissions"],
+            "sasl": "yes" if self.sasl else "no"})
 
     def delivered(self):
         md = self.maildir()
         return count_files(os.path.join(md, "new")) + \
             count_files(os.path.join(md, "cur"))
-
-    def stop(self):
-        pid = self.master_pid()
-        if pid is None or not pid_alive(pid):
-            return
-        self.postfix("stop", check=False)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.1)
-        if pid_alive(pid):
-            self.postfix("abort", check=False)
-            time.sleep(1)
 
     def cleanup_data(self):
         shutil.rmtree(self.mail, ignore_errors=True)
@@ -931,9 +636,7 @@ def inbound_main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     # stop leftovers of an interrupted earlier run before wiping the dir
-    old_pf = os.path.join(work, "postfix", "etc")
-    if os.path.isfile(os.path.join(old_pf, "main.cf")):
-        run(["postfix", "-c", old_pf, "stop"], check=False)
+    common.PostfixServer.stop_leftover(work)
     old_dc = read_pid(os.path.join(work, "dovecot", "run", "master.pid"))
     if old_dc and pid_alive(old_dc):
         try:
