@@ -309,6 +309,19 @@ def machine_facts():
             "host": platform.node(), "packages": ver}
 
 
+def add_run_options(ap, workdir, keep_help):
+    """--workdir, --mailfort-user, --keep, --results: the options every
+    suite has (bench/run.py --suite all passes them on, with --mailfort)."""
+    ap.add_argument("--workdir", default=workdir,
+                    help="scratch directory, wiped at start")
+    ap.add_argument("--mailfort-user", default="nobody",
+                    help="[server] user for Mailfort when run as root")
+    ap.add_argument("--keep", action="store_true", help=keep_help)
+    ap.add_argument("--results", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "results"),
+        help="directory for the JSON results")
+
+
 def fmt(v, spec="%.0f"):
     return "-" if v is None else spec % v
 

@@ -1203,15 +1203,8 @@ def main(argv=None):
                     help="Dovecot imap-login mode: secure (Debian default, "
                     "one login process per connection) or performance "
                     "(service_count=0)")
-    ap.add_argument("--workdir", default="/tmp/mf-bench",
-                    help="scratch directory, wiped at start")
-    ap.add_argument("--mailfort-user", default="nobody",
-                    help="[server] user for Mailfort when run as root")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep mail stores in --workdir")
-    ap.add_argument("--results", default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "results"),
-        help="directory for the JSON results")
+    common.add_run_options(ap, "/tmp/mf-bench",
+                           "keep mail stores in --workdir")
     args = ap.parse_args(argv)
 
     command = " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv)

@@ -626,14 +626,8 @@ def main(argv=None):
                     help="benchmark only one server")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per server; the table shows the median run")
-    ap.add_argument("--workdir", default="/tmp/mf-bench-outbound",
-                    help="scratch directory, wiped at start")
-    ap.add_argument("--mailfort-user", default="nobody",
-                    help="[server] user for Mailfort when run as root")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep queues and data in --workdir")
-    ap.add_argument("--results", default=os.path.join(HERE, "results"),
-                    help="directory for the JSON results")
+    common.add_run_options(ap, "/tmp/mf-bench-outbound",
+                           "keep queues and data in --workdir")
     args = ap.parse_args(argv)
     if args.messages < 1 or args.domains < 1 or args.domains > 2500 or \
             args.repeat < 1:

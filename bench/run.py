@@ -586,17 +586,10 @@ def inbound_main(argv=None):
     ap.add_argument("--no-pipelining", action="store_true",
                     help="send MAIL, RCPT, DATA in lock step even when the "
                     "server offers PIPELINING")
-    ap.add_argument("--workdir", default="/tmp/mf-bench",
-                    help="scratch directory, wiped at start")
-    ap.add_argument("--mailfort-user", default="nobody",
-                    help="[server] user for Mailfort when run as root")
     ap.add_argument("--drain-timeout", type=float, default=60.0,
                     help="seconds to wait for delivery after each cell")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep mail stores and queues in --workdir")
-    ap.add_argument("--results", default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "results"),
-        help="directory for the JSON results")
+    common.add_run_options(ap, "/tmp/mf-bench",
+                           "keep mail stores and queues in --workdir")
     args = ap.parse_args(argv)
 
     command = " ".join(shlex.quote(a) for a in [sys.executable] + sys.argv)
