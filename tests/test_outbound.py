@@ -648,6 +648,9 @@ def test_relay_password_map_readable_by_others_is_refused(world, pki):
     submit(w.server, pki, ["held@remote.test"], message("held@remote.test",
                                                         "held"))
     wait_log(w.server, r"relay\.password_map \S+: readable by others")
+    r = w.server.cli("check-config")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "readable by others" in r.stderr
     time.sleep(2)
     rows = queue_rows(w.server)
     assert len(rows) == 1 and rows[0][3] == 0     # kept, not sent, not lost

@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "dkim/dkim.h"
+#include "queue/queue.h"
 #include "server/server.h"
 #include "store/store.h"
 
@@ -109,8 +110,14 @@ main(int argc, char **argv)
 	if (cli_load(path, &cfg) < 0)
 		return 1;
 	if (strcmp(args[0], "check-config") == 0) {
-		printf("%s: configuration OK\n", path);
-		rc = 0;
+		if (queue_check_relays(&cfg) < 0) {
+			fprintf(stderr, "%s: the relay settings have errors "
+			    "(above)\n", path);
+			rc = 1;
+		} else {
+			printf("%s: configuration OK\n", path);
+			rc = 0;
+		}
 	} else if (strcmp(args[0], "user") == 0) {
 		rc = auth_cli_user(&cfg, n, args);
 	} else if (strcmp(args[0], "alias") == 0) {

@@ -360,3 +360,13 @@ ob_relays_free(struct ob_relays **rsp)
 	}
 	free(rs);
 }
+
+int
+queue_check_relays(const struct config *cfg)
+{
+	struct ob_relays *rs = NULL;
+	int rc = ob_relays_load(cfg, &rs);
+
+	ob_relays_free(&rs);
+	return rc;
+}

@@ -69,6 +69,10 @@ void queue_commit(struct queue_committer *qc, struct spool_msg *m,
 void queue_runner_run(const struct config *cfg, int wake_fd,
     volatile int *stop);
 
+/* Reads the relay settings and maps as the queue runner will
+ * (`mailfort check-config`); -1 when they have errors (logged). */
+int queue_check_relays(const struct config *cfg);
+
 /* Delivers everything due once (tests, `mailfort queue flush`).
  * Returns the number of recipients delivered, -1 on error. */
 int queue_deliver_pending(const struct config *cfg);
