@@ -704,6 +704,32 @@ ob_on_tick(void *arg)
 	ob_kick(ob);
 }
 
+/* New mail was queued (the runner's wake-up): look at once rather than
+ * at the next tick. */
+static void
+ob_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct ob *ob = arg;
+	char drain[64];
+
+	while (read(fd, drain, sizeof(drain)) > 0)
+		;
+	if (!ob->stopping) {
+		ob_load(ob);
+		ob_kick(ob);
+	}
+}
+
+void
+outbound_wake(struct outbound *o)
+{
+	struct ob *ob = (struct ob *)o;
+
+	/* a full pipe already says it */
+	if (ob != NULL && ob->wake[1] >= 0)
+		(void)write(ob->wake[1], "", 1);
+}
+
 /* ---- set-up ---- */
 
 static int
@@ -749,6 +775,7 @@ ob_init(struct ob *ob, const struct config *cfg, volatile int *stop)
 	const char *err;
 
 	memset(ob, 0, sizeof(*ob));
+	ob->wake[0] = ob->wake[1] = -1;
 	ob->cfg = cfg;
 	ob->stop = stop;
 	if ((ob->base = event_base_new()) == NULL)
@@ -781,6 +808,15 @@ ob_init(struct ob *ob, const struct config *cfg, volatile int *stop)
 	ob->tick = net_timer_new(ob->base, ob_on_tick, ob);
 	ob->flush = net_timer_new(ob->base, ob_flush, ob);
 	net_timer_add(ob->tick, 0);	/* at once, then every OB_TICK_MS */
+	if (pipe2(ob->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+		log_warn("outbound: pipe");
+		ob->wake[0] = ob->wake[1] = -1;
+		return -1;
+	}
+	ob->wake_ev = event_new(ob->base, ob->wake[0], EV_READ | EV_PERSIST,
+	    ob_on_wake, ob);
+	if (ob->wake_ev == NULL || event_add(ob->wake_ev, NULL) < 0)
+		return -1;
 	return 0;
 }
 
@@ -821,6 +857,11 @@ ob_cleanup(struct ob *ob)
 	ob_dkim_free_all(ob);
 	net_timer_free(&ob->tick);
 	net_timer_free(&ob->flush);
+	if (ob->wake_ev != NULL)
+		event_free(ob->wake_ev);
+	for (int i = 0; i < 2; i++)
+		if (ob->wake[i] >= 0)
+			close(ob->wake[i]);
 	dns_free(&ob->dns);
 	tls_ctx_free(&ob->tls);
 	tls_ctx_free(&ob->relay_tls);

@@ -142,6 +142,8 @@ struct ob {
 	bool stopping;
 	uint64_t stop_at;
 	pthread_t thread;
+	int wake[2];		/* outbound_wake() -> the loop (a pipe) */
+	struct event *wake_ev;
 };
 
 /* outbound.c */

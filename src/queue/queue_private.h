@@ -99,6 +99,8 @@ struct outbound;
  * recipients until *stop becomes true.  NULL when it cannot start (logged;
  * remote mail stays queued). */
 struct outbound *outbound_start(const struct config *cfg, volatile int *stop);
+/* Any thread: new mail is queued, look now (NULL: nothing). */
+void outbound_wake(struct outbound *ob);
 /* Waits for the thread (after *stop was set) and frees everything. */
 void outbound_wait(struct outbound **ob);
 

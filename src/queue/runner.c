@@ -397,6 +397,7 @@ queue_runner_run(const struct config *cfg, int wake_fd, volatile int *stop)
 			poll(NULL, 0, RUNNER_GATHER_MS);
 			while (read(wake_fd, drain, sizeof(drain)) > 0)
 				;
+			outbound_wake(ob);
 		}
 	}
 	outbound_wait(&ob);
