@@ -146,7 +146,7 @@ dns_name_check_ascii(const char *name, char *out)
 		}
 		out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 	}
-	if (name[len - 1] == '-')
+	if (label == 0 || name[len - 1] == '-')	/* "a..": empty last label */
 		return "malformed domain name";
 	out[len] = '\0';
 	return NULL;
@@ -167,6 +167,10 @@ dns_name_from_wire(const unsigned char *p, size_t len, char *out)
 		if (n > DNS_LABEL_MAX || pos + 1 + n >= len ||
 		    o + n + 1 > DNS_NAME_MAX)
 			return -1;
+		/* a '.' or NUL inside a label would change the name's text */
+		if (memchr(p + pos + 1, '.', n) != NULL ||
+		    memchr(p + pos + 1, '\0', n) != NULL)
+			return -1;
 		if (o > 0)
 			out[o++] = '.';
 		memcpy(out + o, p + pos + 1, n);
@@ -177,6 +181,28 @@ dns_name_from_wire(const unsigned char *p, size_t len, char *out)
 		return -1;
 	out[o] = '\0';
 	return (int)(pos + 1);
+}
+
+int
+dns_mx_rdata_parse(const void *rdata, size_t len, unsigned *pref_r,
+    char name_r[DNS_NAME_TEXT_MAX + 1])
+{
+	const unsigned char *p = rdata;
+	char name[DNS_NAME_MAX + 1];
+
+	if (len < 3 || dns_name_from_wire(p + 2, len - 2, name) < 0)
+		return -1;
+	*pref_r = (unsigned)(p[0] << 8 | p[1]);
+	if (name[0] == '\0')
+		return 0;
+	/* an exchange is a host name: ASCII only, never an IDN to map */
+	return dns_name_check_ascii(name, name_r) == NULL ? 1 : -1;
+}
+
+const char *
+dns_name_normalize(const char *name, char out[DNS_NAME_TEXT_MAX + 1])
+{
+	return dns_name_check(name, out);
 }
 
 /* ---- results ---- */
@@ -395,7 +421,7 @@ dns_mx_hosts(struct dns_query *q, const struct ub_result *r)
 {
 	size_t n = 0, nroot = 0;
 	uint64_t *keys;
-	char name[DNS_NAME_MAX + 1], check[DNS_NAME_MAX + 1];
+	char check[DNS_NAME_MAX + 1];
 
 	while (r->data[n] != NULL && n < 0xFFFF)
 		n++;
@@ -414,14 +440,13 @@ dns_mx_hosts(struct dns_query *q, const struct ub_result *r)
 		const unsigned char *p = (const unsigned char *)r->data[i];
 		bool dup = false;
 
-		if (r->len[i] < 3 || dns_name_from_wire(p + 2,
-		    (size_t)r->len[i] - 2, name) < 0)
-			continue;
-		if (name[0] == '\0') {
+		unsigned pref;
+		int rc = dns_mx_rdata_parse(p, (size_t)r->len[i], &pref,
+		    check);
+
+		if (rc == 0)
 			nroot++;
-			continue;
-		}
-		if (dns_name_check(name, check) != NULL)
+		if (rc <= 0)
 			continue;
 		for (size_t h = 0; h < q->res->nhosts; h++)
 			dup = dup || strcmp(q->res->hosts[h].name, check) == 0;

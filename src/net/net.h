@@ -311,4 +311,16 @@ struct dns_query *dns_resolve_host(struct dns *d, const char *host,
 void dns_cancel(struct dns_query **q);
 void dns_mx_free(struct dns_mx **res);
 
+/* ---- the DNS parsers, public for tests and fuzzing ---- */
+#define DNS_NAME_TEXT_MAX 253
+/* One MX RR's rdata (preference, uncompressed exchange name as
+ * libunbound hands it over): 1 and a lower-case host name in name_r, 0
+ * for the null MX exchange ".", -1 when malformed. */
+int dns_mx_rdata_parse(const void *rdata, size_t len, unsigned *pref_r,
+    char name_r[DNS_NAME_TEXT_MAX + 1]);
+/* A mail domain as given (ASCII or U-labels, optional trailing dot) in
+ * its lower-case A-label form; NULL, or what is wrong with it. */
+const char *dns_name_normalize(const char *name,
+    char out[DNS_NAME_TEXT_MAX + 1]);
+
 #endif

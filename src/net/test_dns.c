@@ -260,6 +260,49 @@ test_dns_file(const char *text)
 	return path;
 }
 
+/* MX rdata as libunbound hands it over, and mail domains. */
+static void
+test_dns_parsers(void)
+{
+	static const struct {
+		const char *rdata;
+		size_t len;
+		int rc;
+		unsigned pref;
+		const char *name;
+	} mx[] = {
+		{ "\x00\x0a\x03mx1\x06remote\x04test\x00", 19, 1, 10,
+		    "mx1.remote.test" },
+		{ "\x00\x14\x02MX\x01" "A\x00", 9, 1, 20, "mx.a" },
+		{ "\x00\x00\x00", 3, 0, 0, NULL },		/* null MX */
+		{ "\x00\x0a", 2, -1, 0, NULL },		/* short */
+		{ "\x00\x0a\x03mx1", 6, -1, 0, NULL },	/* no end */
+		{ "\x00\x0a\x03m.x\x00", 7, -1, 0, NULL },	/* '.' in label */
+		{ "\x00\x0a\x03m\x00x\x00", 7, -1, 0, NULL },	/* NUL */
+		{ "\x00\x0a\x03m_x\x00", 7, -1, 0, NULL },	/* not LDH */
+		{ "\x00\x0a\x02\xc3\xbc\x00", 6, -1, 0, NULL },	/* 8-bit */
+	};
+	char out[DNS_NAME_TEXT_MAX + 1];
+	unsigned pref;
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(mx); i++) {
+		int rc = dns_mx_rdata_parse(mx[i].rdata, mx[i].len, &pref, out);
+		TEST_CHECK(rc == mx[i].rc, "mx case %zu: rc %d, want %d", i, rc,
+		    mx[i].rc);
+		if (rc == 1) {
+			TEST_CHECK(pref == mx[i].pref, "mx case %zu: pref %u",
+			    i, pref);
+			TEST_STR(out, mx[i].name);
+		}
+	}
+	TEST_TRUE(dns_name_normalize("Example.ORG.", out) == NULL);
+	TEST_STR(out, "example.org");
+	TEST_TRUE(dns_name_normalize("b\xc3\xbc" "cher.test", out) == NULL);
+	TEST_STR(out, "xn--bcher-kva.test");
+	TEST_TRUE(dns_name_normalize("a..", out) != NULL);
+	TEST_TRUE(dns_name_normalize("a..b", out) != NULL);
+}
+
 int
 main(void)
 {
@@ -272,6 +315,7 @@ main(void)
 	socklen_t slen = sizeof(sin);
 	int hole;
 
+	test_dns_parsers();
 	/* A resolver that never answers: a bound UDP socket nobody reads. */
 	hole = socket(AF_INET, SOCK_DGRAM, 0);
 	memset(&sin, 0, sizeof(sin));
