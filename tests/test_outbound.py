@@ -727,3 +727,33 @@ def test_local_delivery_given_up_bounces(make_server, pki):
     assert rcpts[0]["status"] == "4.2.2"
     assert "mailbox full" in rcpts[0].get("diagnostic-code", "")
     wait_queue_empty(s)
+
+
+def test_reload_during_delivery_sends_once(world, pki):
+    """SIGHUP while a transaction waits for the peer's final reply: the
+    old queue runner finishes it and exits, only then does the new one
+    start - one runner at a time, so the message goes once."""
+    w = world()
+    sink = SmtpSink(port=w.port, host="127.0.0.3", delay=3.0)
+    sink.start()
+    try:
+        submit(w.server, pki, ["hup@sink.test"], message("hup@sink.test",
+                                                         "reload"))
+        assert sink.wait_for(1, status="pending", timeout=20)
+        old = runner_pid(w.server)
+        w.server.reload()
+        assert sink.wait_for(1, timeout=20)
+        wait_log(w.server, r"queue runner 0 \(pid %d\) exited" % old)
+        deadline = time.time() + 20
+        while runner_pid(w.server) == old and time.time() < deadline:
+            time.sleep(0.2)
+        assert runner_pid(w.server) != old
+        wait_queue_empty(w.server)
+        time.sleep(2)
+        assert len(sink.transactions) == 1, sink.transactions
+        assert sink.transactions[0]["status"] == "completed"
+        log = w.server.log()
+        assert log.index("queue runner 0 (pid %d) exited" % old) < \
+            log.index("queue[%d] queue runner started" % runner_pid(w.server))
+    finally:
+        sink.stop()

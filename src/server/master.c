@@ -316,6 +316,16 @@ master_spawn(struct master *m, enum child_role role, unsigned index)
 	c->started_ms = time_mono_ms();
 }
 
+static bool
+master_runner_alive(const struct master *m)
+{
+	for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+		if (m->children[i].pid > 0 &&
+		    m->children[i].role == CHILD_RUNNER)
+			return true;
+	return false;
+}
+
 static void
 master_spawn_all(struct master *m)
 {
@@ -325,7 +335,12 @@ master_spawn_all(struct master *m)
 	    (unsigned)(ncpu > 0 ? ncpu : 1);
 	for (unsigned i = 0; i < m->nworkers; i++)
 		master_spawn(m, CHILD_WORKER, i);
-	master_spawn(m, CHILD_RUNNER, 0);
+	/* One queue runner at a time, whatever its generation: two would
+	 * both take the same due recipients and send them twice.  After a
+	 * reload the new one starts when the old one has finished its
+	 * transactions and exited (master_on_child). */
+	if (!master_runner_alive(m))
+		master_spawn(m, CHILD_RUNNER, 0);
 }
 
 static void
@@ -350,7 +365,6 @@ static void
 master_respawn(evutil_socket_t fd, short what, void *arg)
 {
 	struct master *m = arg;
-	bool have_runner = false;
 	bool have[MASTER_MAX_CHILDREN] = { false };
 
 	if (m->stopping)
@@ -360,14 +374,14 @@ master_respawn(evutil_socket_t fd, short what, void *arg)
 		if (c->pid <= 0 || c->generation != m->generation)
 			continue;
 		if (c->role == CHILD_RUNNER)
-			have_runner = true;
-		else if (c->index < MASTER_MAX_CHILDREN)
+			continue;
+		if (c->index < MASTER_MAX_CHILDREN)
 			have[c->index] = true;
 	}
 	for (unsigned i = 0; i < m->nworkers; i++)
 		if (!have[i])
 			master_spawn(m, CHILD_WORKER, i);
-	if (!have_runner)
+	if (!master_runner_alive(m))
 		master_spawn(m, CHILD_RUNNER, 0);
 }
 
@@ -399,6 +413,11 @@ master_on_child(evutil_socket_t sig, short what, void *arg)
 			} else {
 				log_info("%s %u (pid %d) exited", role,
 				    c->index, (int)pid);
+				/* an old generation's runner made way for
+				 * the new one */
+				if (c->role == CHILD_RUNNER && !m->stopping &&
+				    c->generation != m->generation)
+					respawn = true;
 			}
 			master_child_ipc_close(c);
 			c->pid = 0;
