@@ -117,7 +117,7 @@ class Server:
         self.imap_port = free_port() if imap else None
         self.imaps_port = free_port() if imap else None
         self.env = dict(os.environ)
-        self.env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
+        self.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=1"
         self.env["UBSAN_OPTIONS"] = "print_stacktrace=1"
         if env:
             self.env.update(env)
