@@ -573,6 +573,7 @@ ob_load(struct ob *ob)
 	time_t now = time(NULL);
 	int rows = 0;
 
+	ob->last_load_ms = time_mono_ms();
 	if (ob->inflight >= OB_INFLIGHT_MAX)
 		return;
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)now);
@@ -714,6 +715,26 @@ ob_on_wake(evutil_socket_t fd, short what, void *arg)
 
 	while (read(fd, drain, sizeof(drain)) > 0)
 		;
+	if (ob->stopping)
+		return;
+	/* A load reads past what is in flight: under a stream of new mail
+	 * with a big backlog, load at most every OB_WAKE_GAP_MS. */
+	uint64_t now = time_mono_ms();
+	if (now - ob->last_load_ms < OB_WAKE_GAP_MS) {
+		if (!net_timer_pending(ob->soon))
+			net_timer_add(ob->soon, (unsigned)(OB_WAKE_GAP_MS -
+			    (now - ob->last_load_ms)));
+		return;
+	}
+	ob_load(ob);
+	ob_kick(ob);
+}
+
+static void
+ob_on_soon(void *arg)
+{
+	struct ob *ob = arg;
+
 	if (!ob->stopping) {
 		ob_load(ob);
 		ob_kick(ob);
@@ -807,6 +828,7 @@ ob_init(struct ob *ob, const struct config *cfg, volatile int *stop)
 	ob->acc = accounts_open(cfg->users_file, cfg->aliases_file);
 	ob->tick = net_timer_new(ob->base, ob_on_tick, ob);
 	ob->flush = net_timer_new(ob->base, ob_flush, ob);
+	ob->soon = net_timer_new(ob->base, ob_on_soon, ob);
 	net_timer_add(ob->tick, 0);	/* at once, then every OB_TICK_MS */
 	if (pipe2(ob->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
 		log_warn("outbound: pipe");
@@ -857,6 +879,7 @@ ob_cleanup(struct ob *ob)
 	ob_dkim_free_all(ob);
 	net_timer_free(&ob->tick);
 	net_timer_free(&ob->flush);
+	net_timer_free(&ob->soon);
 	if (ob->wake_ev != NULL)
 		event_free(ob->wake_ev);
 	for (int i = 0; i < 2; i++)

@@ -14,6 +14,7 @@
 #include "smtp/smtp.h"
 
 #define OB_TICK_MS 500		/* look for due work this often */
+#define OB_WAKE_GAP_MS 50	/* new mail: look at most this often */
 #define OB_LOAD_MAX 2000	/* recipients read per look */
 #define OB_INFLIGHT_MAX 20000	/* recipients held in memory */
 #define OB_JOB_RCPTS 50		/* recipients per transaction */
@@ -124,7 +125,8 @@ struct ob {
 	const struct config *cfg;
 	volatile int *stop;
 	struct event_base *base;
-	struct net_timer *tick, *flush;
+	struct net_timer *tick, *flush, *soon;
+	uint64_t last_load_ms;
 	struct dns *dns;
 	struct tls_ctx *tls, *relay_tls;
 	struct accounts *acc;
