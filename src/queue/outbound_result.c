@@ -85,23 +85,27 @@ ob_dsn_targets(struct ob *ob, const char *sender, char ***to_r,
 	return n;
 }
 
-/* One DSN for the results [first, last] of one job that are of kind
- * (failed or delayed). */
+/* One DSN for the results from first on that belong to j's message and
+ * are of the kind asked for (failed, or delayed): recipients of one
+ * message at several destinations finishing in one turn share it. */
 static void
 ob_dsn(struct ob *ob, struct ob_job *j, struct ob_result *first,
     struct ob_result *end, bool delayed)
 {
-	struct bounce_rcpt br[OB_JOB_RCPTS];
+	struct bounce_rcpt *br;
 	struct bounce b = { 0 };
 	char id[QUEUE_ID_LEN + 1], **to = NULL;
 	bool *to_local = NULL;
 	const char *err;
-	size_t n = 0, nto;
+	size_t n = 0, nto, cap = 0;
 	time_t now = time(NULL);
 
+	for (struct ob_result *r = first; r != end; r = r->next)
+		cap++;
+	br = xcalloc(cap + 1, sizeof(*br));
 	for (struct ob_result *r = first; r != end; r = r->next) {
 		bool failed = r->code >= 500;
-		if (r->job != j || failed == delayed || n == OB_JOB_RCPTS ||
+		if (strcmp(r->job->id, j->id) != 0 || failed == delayed ||
 		    (delayed && r->code < 400))
 			continue;
 		br[n].addr = r->rcpt->addr;
@@ -111,11 +115,14 @@ ob_dsn(struct ob *ob, struct ob_job *j, struct ob_result *first,
 		br[n].last_attempt = now;
 		n++;
 	}
-	if (n == 0)
+	if (n == 0) {
+		free(br);
 		return;
+	}
 	if (j->sender[0] == '\0') {
 		log_info("%s no %s notice: the sender is <>", j->id,
 		    delayed ? "delay" : "bounce");
+		free(br);
 		return;
 	}
 	nto = ob_dsn_targets(ob, j->sender, &to, &to_local);
@@ -124,6 +131,7 @@ ob_dsn(struct ob *ob, struct ob_job *j, struct ob_result *first,
 		    delayed ? "delay" : "bounce", j->sender);
 		accounts_targets_free(&to);
 		free(to_local);
+		free(br);
 		return;
 	}
 	b.msg_id = j->id;
@@ -145,6 +153,7 @@ ob_dsn(struct ob *ob, struct ob_job *j, struct ob_result *first,
 		    delayed ? "delayed" : "bounced", id, j->sender);
 	accounts_targets_free(&to);
 	free(to_local);
+	free(br);
 }
 
 static void
@@ -247,12 +256,12 @@ ob_flush(void *arg)
 		}
 		ob_log_result(ob, r, became);
 	}
-	/* Per job: one bounce for its failures, one warning for its delays
-	 * when the message is old enough and was not warned yet. */
+	/* Per message: one bounce for its failures, one warning for its
+	 * delays when it is old enough and was not warned yet. */
 	for (r = list; r != NULL && ok; r = r->next) {
 		bool first = true;
-		for (struct ob_result *p = list; p != r; p = p->next)
-			if (p->job == r->job)
+		for (struct ob_result *p = list; p != r && first; p = p->next)
+			if (strcmp(p->job->id, r->job->id) == 0)
 				first = false;
 		if (!first)
 			continue;
@@ -262,8 +271,8 @@ ob_flush(void *arg)
 		    (int64_t)ob->cfg->queue_delay_warning) {
 			bool any = false;
 			for (struct ob_result *p = r; p != NULL; p = p->next)
-				any |= p->job == r->job && p->code >= 400 &&
-				    p->code < 500;
+				any |= strcmp(p->job->id, r->job->id) == 0 &&
+				    p->code >= 400 && p->code < 500;
 			/* once per message, whatever its destinations */
 			sqlite3_bind_text(ob->warned, 1, r->job->id, -1,
 			    SQLITE_TRANSIENT);
