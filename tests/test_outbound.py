@@ -757,3 +757,47 @@ def test_reload_during_delivery_sends_once(world, pki):
             log.index("queue[%d] queue runner started" % runner_pid(w.server))
     finally:
         sink.stop()
+
+
+def test_timeouts_of_rfc5321_4_5_3_2(world, pki):
+    """outbound.command_timeout and outbound.data_timeout (300 s and 600 s
+    by default) shortened: a peer that never greets, and one that never
+    answers the final ".", are given up with 4.4.2 and tried again; the
+    message then goes once."""
+    w = world(extra={"outbound.command_timeout": "2",
+                     "outbound.data_timeout": "2"})
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.3", w.port))
+    silent.listen(16)
+    held = []
+    try:
+        submit(w.server, pki, ["t1@sink.test"], message("t1@sink.test",
+                                                        "no greeting"))
+        wait_log(w.server, r"to=<t1@sink\.test>[^\n]*status=deferred "
+                 r"\([^\n]*timed out while receiving the initial server "
+                 r"greeting", timeout=20)
+        while True:             # keep the accepted sockets open
+            silent.settimeout(0.1)
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                break
+    finally:
+        for s in held:
+            s.close()
+        silent.close()
+    sink = SmtpSink(port=w.port, host="127.0.0.3", delay=6.0)
+    sink.start()
+    try:
+        submit(w.server, pki, ["t2@sink.test"], message("t2@sink.test",
+                                                        "slow dot"))
+        wait_log(w.server, r"to=<t2@sink\.test>[^\n]*status=deferred "
+                 r"\([^\n]*timed out while sending end of data", timeout=20)
+        sink.delay = 0.0
+        wait_log(w.server, r"to=<t2@sink\.test>[^\n]*status=sent", timeout=30)
+        wait_log(w.server, r"to=<t1@sink\.test>[^\n]*status=sent", timeout=30)
+        done = [t["rcpt_tos"][0] for t in sink.completed()]
+        assert done.count("t2@sink.test") == 1, sink.transactions
+    finally:
+        sink.stop()

@@ -117,6 +117,12 @@ static const struct cfg_row cfg_rows[] = {
   "domain (or to the relay)" },
 { "outbound", "connect_timeout", CFG_U64, "30", 1, 600,
   OFF(out_connect_timeout), "seconds to wait for a TCP connection" },
+{ "outbound", "command_timeout", CFG_U64, "300", 1, 3600,
+  OFF(out_command_timeout), "seconds to wait for the greeting and each "
+  "reply (RFC 5321 §4.5.3.2: 300)" },
+{ "outbound", "data_timeout", CFG_U64, "600", 1, 7200,
+  OFF(out_data_timeout), "seconds to wait for the reply to the end of "
+  "the message (RFC 5321: 600)" },
 { "outbound", "ipv6", CFG_BOOL, "yes", 0, 0, OFF(out_ipv6),
   "also connect to IPv6 addresses (tried before IPv4)" },
 { "relay", "host", CFG_HOSTPORT, "", 0, 0, OFF(relay_host),

@@ -82,6 +82,8 @@ struct config {
 	uint64_t out_concurrency;	/* connections in all */
 	uint64_t out_dest_concurrency;	/* connections per destination */
 	uint64_t out_connect_timeout;
+	uint64_t out_command_timeout;
+	uint64_t out_data_timeout;
 	bool out_ipv6;
 	/* [relay] */
 	char *relay_host;

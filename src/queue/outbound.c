@@ -237,6 +237,8 @@ ob_conn_try(struct ob_conn *oc)
 	p.helo = ob->cfg->hostname;
 	p.peer_name = oc->host;
 	p.connect_timeout = (unsigned)ob->cfg->out_connect_timeout;
+	p.command_timeout = (unsigned)ob->cfg->out_command_timeout;
+	p.data_done_timeout = (unsigned)ob->cfg->out_data_timeout;
 	if (ob_is_relay(oc->dest)) {
 		const struct ob_relay *r = oc->dest->relay;
 		p.tls = r->mode;

@@ -73,6 +73,10 @@ struct smtpc_params {
 				 * NULL: no AUTH */
 	const char *auth_password;
 	unsigned connect_timeout;	/* seconds */
+	/* 0: RFC 5321 §4.5.3.2's 300 s for the greeting and each command,
+	 * 600 s for the reply to the final "." */
+	unsigned command_timeout;
+	unsigned data_done_timeout;
 };
 
 /* A reply of the peer, or one we make up for local failures. */

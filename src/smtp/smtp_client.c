@@ -100,6 +100,20 @@ smtpc_reply_make(struct smtpc_reply *r, int code, const char *status,
 
 /* ---- state, callbacks, closing ---- */
 
+/* The state's RFC 5321 timeout, or the caller's for commands (300 s in
+ * the table) and for the final reply (600 s). */
+static unsigned
+smtpc_state_timeout(const struct smtpc *c, enum smtpc_state st)
+{
+	unsigned t = smtpc_states[st].timeout;
+
+	if (st == SMTPC_ST_DOT && c->data_done_timeout != 0)
+		return c->data_done_timeout;
+	if (t == 300 && c->command_timeout != 0)
+		return c->command_timeout;
+	return t;
+}
+
 void
 smtpc_set_state(struct smtpc *c, enum smtpc_state st)
 {
@@ -109,7 +123,7 @@ smtpc_set_state(struct smtpc *c, enum smtpc_state st)
 	    smtpc_states[c->state].name, smtpc_states[st].name);
 	c->state = st;
 	if (c->conn != NULL && smtpc_states[st].timeout != 0)
-		conn_set_timeout(c->conn, smtpc_states[st].timeout);
+		conn_set_timeout(c->conn, smtpc_state_timeout(c, st));
 }
 
 const char *
@@ -742,6 +756,8 @@ smtpc_connect(struct event_base *base, const struct sockaddr *addr,
 	c->tls_mode = p->tls;
 	c->tls_ctx = p->tls_ctx;
 	c->verify = p->verify;
+	c->command_timeout = p->command_timeout;
+	c->data_done_timeout = p->data_done_timeout;
 	buf_init(&c->rtext, 0);
 	c->notify_timer = net_timer_new(base, smtpc_on_notify, c);
 	c->state = SMTPC_ST_CONNECT;

@@ -61,6 +61,7 @@ struct smtpc {
 	enum smtpc_tls tls_mode;
 	struct tls_ctx *tls_ctx;
 	bool verify;
+	unsigned command_timeout, data_done_timeout;	/* seconds */
 	char *peer;		/* "name[addr]" for made-up replies */
 	char *addr;
 	/* TLS, recorded when it comes up */
