@@ -681,6 +681,33 @@ test_txn(const char *const *rcpts, size_t n, int fd, uint64_t size)
 	strstr((hay), (needle)) != NULL, "\"%s\" lacks \"%s\"",		\
 	(hay) ? (hay) : "(null)", (needle))
 
+/* One conversation with a fake server configured by cfg: the client,
+ * with the parameters p, sends the ntxns transactions txns (none: 0),
+ * then QUIT.  The caller checks tc and f, then frees them. */
+static void
+test_converse(struct tc *tc, struct fake *f, const struct fake_cfg *cfg,
+    const struct smtpc_params *p, struct smtpc_txn *txns, size_t ntxns)
+{
+	tc->txns = txns;
+	tc->ntxns = ntxns;
+	fake_start(f, cfg);
+	tc_run(tc, &f->addr, p);
+	fake_stop(f);
+}
+
+/* The same with the one transaction txn (from test_txn(), fd -1) whose
+ * message is content, spooled for this conversation only. */
+static void
+test_converse_one(struct tc *tc, struct fake *f, const struct fake_cfg *cfg,
+    const struct smtpc_params *p, struct smtpc_txn *txn, const char *content,
+    size_t len)
+{
+	txn->fd = test_spool(content, len);
+	test_converse(tc, f, cfg, p, txn, 1);
+	close(txn->fd);
+	txn->fd = -1;
+}
+
 /* ---- conversations ---- */
 
 /* Stuffs like RFC 5321 §4.5.2 for the expected wire image. */
@@ -727,11 +754,7 @@ test_pipelining(void)
 	txns[1] = test_txn(r2, 1, fd2, 24);
 	txns[1].prefix = "DKIM-Signature: v=1\r\n";
 	txns[1].prefix_len = strlen(txns[1].prefix);
-	tc.txns = txns;
-	tc.ntxns = 2;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &test_plain);
-	fake_stop(&f);
+	test_converse(&tc, &f, &cfg, &test_plain, txns, 2);
 
 	TEST_INT(tc.ready, 1);
 	TEST_INT(tc.done, 2);
@@ -785,11 +808,7 @@ test_lockstep(void)
 
 	txns[0] = test_txn(r, 2, fd, 4);
 	txns[1] = test_txn(r, 2, fd, 4);
-	tc.txns = txns;
-	tc.ntxns = 2;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &test_plain);
-	fake_stop(&f);
+	test_converse(&tc, &f, &cfg, &test_plain, txns, 2);
 	TEST_INT(tc.done, 2);
 	TEST_INT(txns[0].results[0].code, 451);
 	TEST_INT(txns[0].results[1].code, 451);
@@ -822,11 +841,7 @@ test_refusals(void)
 	txns[1] = test_txn(r, 2, fd, 10);
 	txns[1].smtputf8 = true;
 	txns[2] = test_txn(r, 2, fd, 10);
-	tc.txns = txns;
-	tc.ntxns = 3;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &test_plain);
-	fake_stop(&f);
+	test_converse(&tc, &f, &cfg, &test_plain, txns, 3);
 	TEST_INT(tc.done, 3);
 	TEST_INT(txns[0].results[1].code, 552);
 	TEST_STR(txns[0].results[1].status, "5.3.4");
@@ -855,14 +870,9 @@ test_354_without_rcpts(void)
 	struct smtpc_txn txn;
 	struct tc tc = { 0 };
 	struct fake f;
-	int fd = test_spool("never\r\n", 7);
 
-	txn = test_txn(r, 2, fd, 7);
-	tc.txns = &txn;
-	tc.ntxns = 1;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &test_plain);
-	fake_stop(&f);
+	txn = test_txn(r, 2, -1, 7);
+	test_converse_one(&tc, &f, &cfg, &test_plain, &txn, "never\r\n", 7);
 	TEST_INT(tc.done, 1);
 	TEST_INT(txn.results[0].code, 550);
 	TEST_INT(txn.results[1].code, 450);
@@ -870,7 +880,6 @@ test_354_without_rcpts(void)
 	TEST_STR(f.transcript.data, "EHLO client.test\n"
 	    "MAIL FROM:<a@x.test>\nRCPT TO:<bad@y.test>\n"
 	    "RCPT TO:<temp@y.test>\nDATA\nRSET\nQUIT\n");
-	close(fd);
 	tc_free(&tc);
 	fake_free(&f);
 }
@@ -888,25 +897,18 @@ test_tls_big(struct tls_ctx *own)
 	struct smtpc_txn txn;
 	struct tc tc = { 0 };
 	struct fake f;
-	int fd;
 
 	for (size_t i = 0; i < n; i++)
 		big[i] = i % 80 == 78 ? '\r' : i % 80 == 79 ? '\n' :
 		    (char)('a' + i % 26);
-	fd = test_spool(big, n);
 	p.tls = SMTPC_TLS_MAY;
 	p.tls_ctx = own;
-	txn = test_txn(r, 1, fd, n);
-	tc.txns = &txn;
-	tc.ntxns = 1;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &p);
-	fake_stop(&f);
+	txn = test_txn(r, 1, -1, n);
+	test_converse_one(&tc, &f, &cfg, &p, &txn, big, n);
 	TEST_INT(txn.results[0].code, 250);
 	TEST_TRUE(tc.tls_version[0] != '\0');
 	TEST_INT(f.data.len, n);
 	TEST_TRUE(f.data.len == n && memcmp(f.data.data, big, n) == 0);
-	close(fd);
 	free(big);
 	tc_free(&tc);
 	fake_free(&f);
@@ -933,12 +935,8 @@ test_chaos(void)
 			txns[i] = test_txn(r, 1 + i, fd, 23);
 			txns[i].body = (int)i % 2;
 		}
-		tc.txns = txns;
-		tc.ntxns = 3;
 		cfg.chaos = seed;
-		fake_start(&f, &cfg);
-		tc_run(&tc, &f.addr, &test_plain);
-		fake_stop(&f);
+		test_converse(&tc, &f, &cfg, &test_plain, txns, 3);
 		TEST_CHECK(tc.closed, "seed %u: no on_close", seed);
 		TEST_CHECK(tc.why.code >= 200 && tc.why.code <= 599,
 		    "seed %u: why %d", seed, tc.why.code);
@@ -967,17 +965,11 @@ test_lost(void)
 	struct fake f;
 	size_t n = 16 << 20;	/* more than the socket buffers hold */
 	char *big = xmalloc(n);
-	int fd;
 
 	for (size_t i = 0; i < n; i++)
 		big[i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : 'a';
-	fd = test_spool(big, n);
-	txn = test_txn(r, 2, fd, n);
-	tc.txns = &txn;
-	tc.ntxns = 1;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &test_plain);
-	fake_stop(&f);
+	txn = test_txn(r, 2, -1, n);
+	test_converse_one(&tc, &f, &cfg, &test_plain, &txn, big, n);
 	TEST_INT(tc.done, 1);
 	TEST_TRUE(tc.closed);
 	TEST_INT(txn.results[0].code, 451);
@@ -986,7 +978,6 @@ test_lost(void)
 	    " while sending message body");
 	TEST_INT(txn.results[1].code, 550);
 	TEST_INT(tc.why.code, 451);
-	close(fd);
 	free(big);
 	tc_free(&tc);
 	fake_free(&f);
@@ -1001,19 +992,13 @@ test_helo(void)
 	struct smtpc_txn txn;
 	struct tc tc = { 0 };
 	struct fake f;
-	int fd = test_spool("x\r\n", 3);
 
-	txn = test_txn(r, 1, fd, 3);
+	txn = test_txn(r, 1, -1, 3);
 	txn.body = 1;
-	tc.txns = &txn;
-	tc.ntxns = 1;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &test_plain);
-	fake_stop(&f);
+	test_converse_one(&tc, &f, &cfg, &test_plain, &txn, "x\r\n", 3);
 	TEST_INT(txn.results[0].code, 250);
 	TEST_STR(f.transcript.data, "EHLO client.test\nHELO client.test\n"
 	    "MAIL FROM:<a@x.test>\nRCPT TO:<ok@y.test>\nDATA\nQUIT\n");
-	close(fd);
 	tc_free(&tc);
 	fake_free(&f);
 }
@@ -1041,9 +1026,7 @@ test_bad_peers(void)
 	for (size_t i = 0; i < MF_ARRAY_LEN(cases); i++) {
 		struct tc tc = { 0 };
 		cfg.greeting = cases[i].greeting;
-		fake_start(&f, &cfg);
-		tc_run(&tc, &f.addr, &test_plain);
-		fake_stop(&f);
+		test_converse(&tc, &f, &cfg, &test_plain, NULL, 0);
 		TEST_INT(tc.ready, 0);
 		TEST_INT(tc.why.code, cases[i].code);
 		TEST_HAS(tc.why.text, cases[i].text);
@@ -1069,9 +1052,7 @@ test_bad_peers(void)
 	for (size_t i = 0; i < 2; i++) {
 		struct tc tc = { 0 };
 		cfg.greeting = g[i];
-		fake_start(&f, &cfg);
-		tc_run(&tc, &f.addr, &test_plain);
-		fake_stop(&f);
+		test_converse(&tc, &f, &cfg, &test_plain, NULL, 0);
 		TEST_INT(tc.why.code, 451);
 		TEST_STR(tc.why.status, "4.5.0");
 		TEST_HAS(tc.why.text, want[i]);
@@ -1156,18 +1137,12 @@ test_final_421(void)
 	struct smtpc_txn txn;
 	struct tc tc = { 0 };
 	struct fake f;
-	int fd = test_spool("x\r\n", 3);
 
-	txn = test_txn(r, 1, fd, 3);
-	tc.txns = &txn;
-	tc.ntxns = 1;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &test_plain);
-	fake_stop(&f);
+	txn = test_txn(r, 1, -1, 3);
+	test_converse_one(&tc, &f, &cfg, &test_plain, &txn, "x\r\n", 3);
 	TEST_INT(tc.done, 1);
 	TEST_INT(txn.results[0].code, 421);
 	TEST_INT(tc.why.code, 421);
-	close(fd);
 	tc_free(&tc);
 	fake_free(&f);
 }
@@ -1184,20 +1159,14 @@ test_bdat(void)
 	struct fake f;
 	size_t n = 150000;
 	char *big = xmalloc(n);
-	int fd;
 
 	for (size_t i = 0; i < n; i++)
 		big[i] = (char)(i % 7 == 0 ? '.' : i % 5 == 0 ? '\n' : i);
-	fd = test_spool(big, n);
-	txn = test_txn(r, 1, fd, n + 20);
+	txn = test_txn(r, 1, -1, n + 20);
 	txn.body = 2;
 	txn.prefix = "DKIM-Signature: x\r\n";
 	txn.prefix_len = 19;
-	tc.txns = &txn;
-	tc.ntxns = 1;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &test_plain);
-	fake_stop(&f);
+	test_converse_one(&tc, &f, &cfg, &test_plain, &txn, big, n);
 	TEST_INT(txn.results[0].code, 250);
 	TEST_INT(f.data.len, n + 19);
 	TEST_TRUE(f.data.len == n + 19 &&
@@ -1206,7 +1175,6 @@ test_bdat(void)
 	TEST_STR(f.transcript.data, "EHLO client.test\nMAIL FROM:<a@x.test> "
 	    "BODY=BINARYMIME\nRCPT TO:<ok@y.test>\nBDAT 19\nBDAT 65536\n"
 	    "BDAT 65536\nBDAT 18928 LAST\nQUIT\n");
-	close(fd);
 	free(big);
 	tc_free(&tc);
 	fake_free(&f);
@@ -1309,7 +1277,6 @@ test_tls_one(const struct tls_case *tcase, struct tls_ctx *own,
 	struct smtpc_txn txn;
 	struct tc tc = { 0 };
 	struct fake f;
-	int fd = test_spool("tls\r\n", 5);
 
 	p.tls = tcase->mode;
 	p.tls_ctx = tcase->own_ca ? own : sys;
@@ -1317,12 +1284,8 @@ test_tls_one(const struct tls_case *tcase, struct tls_ctx *own,
 	p.verify = tcase->verify;
 	p.auth_user = tcase->user;
 	p.auth_password = tcase->pass;
-	txn = test_txn(r, 1, fd, 5);
-	tc.txns = &txn;
-	tc.ntxns = 1;
-	fake_start(&f, &cfg);
-	tc_run(&tc, &f.addr, &p);
-	fake_stop(&f);
+	txn = test_txn(r, 1, -1, 5);
+	test_converse_one(&tc, &f, &cfg, &p, &txn, "tls\r\n", 5);
 	TEST_CHECK(tc.why.code == tcase->why_code, "%s: why %d %s",
 	    tcase->name, tc.why.code, tc.why.text);
 	if (tcase->why_text != NULL)
@@ -1345,7 +1308,6 @@ test_tls_one(const struct tls_case *tcase, struct tls_ctx *own,
 	}
 	if (tcase->transcript != NULL)
 		TEST_STR(f.transcript.data, tcase->transcript);
-	close(fd);
 	tc_free(&tc);
 	fake_free(&f);
 }
