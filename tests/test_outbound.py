@@ -106,18 +106,30 @@ class World:
         zones["example.test"] = dkim_zone(self.server)
         self.dns = DNSServer(zones, signed=["remote.test", "example.test",
                                             "nullmx.test"])
-        self.server.write_config({
-            "dns.resolver": self.dns.resolver,
-            "dns.trust_anchor": self.dns.trust_anchor,
-            "outbound.mx_port": str(self.port),
-            "queue.retry_min": "1",
-            "queue.retry_max": "2",
-            **(extra or {})}, {}, 2)
+        self.server.write_config(self.config(extra), {}, 2)
         self.mta = RemoteMTA(listen=[("127.0.0.2", self.port),
                                      ("::1", self.port)],
                              domains=DOMAINS, cert=pki["cert"],
                              key=pki["key"], **(postfix_kw or {}))
         self.mta.start()
+        self.server.start()
+
+    def config(self, extra=None):
+        """Our test DNS and MX port, quick retries, then extra."""
+        return dict({"dns.resolver": self.dns.resolver,
+                     "dns.trust_anchor": self.dns.trust_anchor,
+                     "outbound.mx_port": str(self.port),
+                     "queue.retry_min": "1",
+                     "queue.retry_max": "2"}, **(extra or {}))
+
+    def restart(self, extra=None, flush=False):
+        """The server again with config(extra); flush: `queue flush`
+        while it is down (everything due at once)."""
+        self.server.stop()
+        self.server.write_config(self.config(extra), {}, 2)
+        if flush:
+            r = self.server.cli("queue", "flush")
+            assert r.returncode == 0, r.stderr
         self.server.start()
 
     def stop(self):
@@ -453,15 +465,10 @@ def test_relay_with_tls_and_auth(world, pki, make_server, mode):
         os.chown(pwfile, pwd.getpwnam("nobody").pw_uid, -1)
     port = relay.submissions_port if mode == "implicit" else \
         relay.submission_port
-    w.server.stop()
-    w.server.write_config({
-        "dns.resolver": w.dns.resolver, "dns.trust_anchor": w.dns.trust_anchor,
-        "outbound.mx_port": str(w.port),
-        "relay.host": "localhost:%d" % port,
-        "relay.tls": "implicit" if mode == "implicit" else "auto",
-        "relay.user": USER[0],
-        "relay.password_file": pwfile, "relay.ca_file": pki["ca"]}, {}, 2)
-    w.server.start()
+    w.restart({"relay.host": "localhost:%d" % port,
+               "relay.tls": "implicit" if mode == "implicit" else "auto",
+               "relay.user": USER[0], "relay.password_file": pwfile,
+               "relay.ca_file": pki["ca"]})
     submit(w.server, pki, ["fred@remote.test"],
            message("fred@remote.test", "via relay"))
     raw = w.mta.wait_for("fred@remote.test", 1, timeout=40)[0]
@@ -476,13 +483,8 @@ def test_relay_with_broken_starttls_never_sends_plaintext(world, pki):
     sink = SmtpSink(port=port, host="127.0.0.1", broken_starttls="garbage")
     sink.start()
     try:
-        w.server.stop()
-        w.server.write_config({
-            "dns.resolver": w.dns.resolver,
-            "dns.trust_anchor": w.dns.trust_anchor,
-            "relay.host": "127.0.0.1:%d" % port, "relay.tls": "starttls",
-            "queue.retry_min": "1", "queue.retry_max": "2"}, {}, 2)
-        w.server.start()
+        w.restart({"relay.host": "127.0.0.1:%d" % port,
+                   "relay.tls": "starttls"})
         submit(w.server, pki, ["gina@remote.test"],
                message("gina@remote.test", "no plaintext"))
         wait_log(w.server, r"to=<gina@remote\.test>[^\n]*status=deferred")
@@ -610,13 +612,8 @@ def test_relay_per_sender_domain(world, pki, make_server):
     if os.getuid() == 0:
         import pwd
         os.chown(pwmap, pwd.getpwnam("nobody").pw_uid, -1)
-    w.server.stop()
-    w.server.write_config({
-        "dns.resolver": w.dns.resolver, "dns.trust_anchor": w.dns.trust_anchor,
-        "outbound.mx_port": str(w.port), "relay.tls": "implicit",
-        "relay.sender_map": relaymap, "relay.password_map": pwmap,
-        "relay.ca_file": pki["ca"]}, {}, 2)
-    w.server.start()
+    w.restart({"relay.tls": "implicit", "relay.sender_map": relaymap,
+               "relay.password_map": pwmap, "relay.ca_file": pki["ca"]})
     send(w.server, w.server.submissions_port, "admin@example.org",
          ["org@remote.test"], message("org@remote.test", "org via relay",
                                       frm="admin@example.org"),
@@ -639,12 +636,7 @@ def test_relay_password_map_readable_by_others_is_refused(world, pki):
     with open(pwmap, "w") as f:
         f.write("[127.0.0.1]:2 u:p\n")
     os.chmod(pwmap, 0o644)
-    w.server.stop()
-    w.server.write_config({
-        "dns.resolver": w.dns.resolver, "dns.trust_anchor": w.dns.trust_anchor,
-        "outbound.mx_port": str(w.port), "relay.host": "[127.0.0.1]:2",
-        "relay.password_map": pwmap}, {}, 2)
-    w.server.start()
+    w.restart({"relay.host": "[127.0.0.1]:2", "relay.password_map": pwmap})
     submit(w.server, pki, ["held@remote.test"], message("held@remote.test",
                                                         "held"))
     wait_log(w.server, r"relay\.password_map \S+: readable by others")
@@ -665,25 +657,14 @@ def test_connection_reuse_and_destination_limit(world, pki):
     sink = SmtpSink(port=w.port, host="127.0.0.3", delay=0.2)
     sink.start()
     try:
-        w.server.stop()       # queue them all first, then deliver at once
-        w.server.write_config({
-            "dns.resolver": "127.0.0.1:%d" % free_port(),   # nobody
-            "outbound.mx_port": str(w.port),
-            "outbound.destination_concurrency": "2",
-            "queue.retry_min": "3600", "queue.retry_max": "3600"}, {}, 2)
-        w.server.start()
+        # queue them all first (a resolver nobody runs), then deliver
+        w.restart({"dns.resolver": "127.0.0.1:%d" % free_port(),
+                   "outbound.destination_concurrency": "2",
+                   "queue.retry_min": "3600", "queue.retry_max": "3600"})
         for i in range(12):
             submit(w.server, pki, ["r%d@sink.test" % i],
                    message("r%d@sink.test" % i, "reuse %d" % i))
-        w.server.stop()
-        w.server.write_config({
-            "dns.resolver": w.dns.resolver,
-            "dns.trust_anchor": w.dns.trust_anchor,
-            "outbound.mx_port": str(w.port),
-            "outbound.destination_concurrency": "2"}, {}, 2)
-        r = w.server.cli("queue", "flush")
-        assert r.returncode == 0, r.stderr
-        w.server.start()
+        w.restart({"outbound.destination_concurrency": "2"}, flush=True)
         got = sink.wait_for(12, timeout=40)
         assert len(got) == 12
         conns = {tuple(t["peer"]) for t in got}
