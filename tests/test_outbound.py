@@ -782,3 +782,24 @@ def test_timeouts_of_rfc5321_4_5_3_2(world, pki):
         assert done.count("t2@sink.test") == 1, sink.transactions
     finally:
         sink.stop()
+
+
+def test_queue_flush_reaches_a_running_server(world, pki):
+    """A message deferred for an hour goes at once after `mailfort queue
+    flush`: the running outbound thread notices the queue database
+    changed."""
+    w = world(postfix_kw={"temp_fail": ["fl@remote.test"]},
+              extra={"queue.retry_min": "3600", "queue.retry_max": "3600"})
+    w.restart({"queue.retry_min": "3600", "queue.retry_max": "3600"})
+    submit(w.server, pki, ["fl@remote.test"], message("fl@remote.test",
+                                                      "flush me"))
+    wait_log(w.server, r"to=<fl@remote\.test>[^\n]*status=deferred")
+    w.mta.set_temp_fail([])
+    time.sleep(1)
+    assert w.mta.messages("fl@remote.test") == []    # waits its hour
+    t0 = time.time()
+    r = w.server.cli("queue", "flush")
+    assert r.returncode == 0, r.stdout + r.stderr
+    w.mta.wait_for("fl@remote.test", 1, timeout=20)
+    assert time.time() - t0 < 10
+    wait_queue_empty(w.server)

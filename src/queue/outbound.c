@@ -707,6 +707,26 @@ ob_on_tick(void *arg)
 	ob_kick(ob);
 }
 
+/* Looks for due work now, or (a load reads past what is in flight, so
+ * under a stream of new mail with a big backlog) at most every
+ * OB_WAKE_GAP_MS. */
+static void
+ob_look_soon(struct ob *ob)
+{
+	uint64_t now = time_mono_ms();
+
+	if (ob->stopping)
+		return;
+	if (now - ob->last_load_ms < OB_WAKE_GAP_MS) {
+		if (!net_timer_pending(ob->soon))
+			net_timer_add(ob->soon, (unsigned)(OB_WAKE_GAP_MS -
+			    (now - ob->last_load_ms)));
+		return;
+	}
+	ob_load(ob);
+	ob_kick(ob);
+}
+
 /* New mail was queued (the runner's wake-up): look at once rather than
  * at the next tick. */
 static void
@@ -717,19 +737,28 @@ ob_on_wake(evutil_socket_t fd, short what, void *arg)
 
 	while (read(fd, drain, sizeof(drain)) > 0)
 		;
-	if (ob->stopping)
-		return;
-	/* A load reads past what is in flight: under a stream of new mail
-	 * with a big backlog, load at most every OB_WAKE_GAP_MS. */
-	uint64_t now = time_mono_ms();
-	if (now - ob->last_load_ms < OB_WAKE_GAP_MS) {
-		if (!net_timer_pending(ob->soon))
-			net_timer_add(ob->soon, (unsigned)(OB_WAKE_GAP_MS -
-			    (now - ob->last_load_ms)));
-		return;
+	ob_look_soon(ob);
+}
+
+/*
+ * Someone else wrote the queue (`mailfort queue flush` or `bounce`, a
+ * worker's commit): SQLite's data_version tells, cheaply, every
+ * OB_WATCH_MS.
+ */
+static void
+ob_on_watch(void *arg)
+{
+	struct ob *ob = arg;
+	int64_t v = -1;
+
+	net_timer_add(ob->watch, OB_WATCH_MS);
+	if (sqlite3_step(ob->data_version) == SQLITE_ROW)
+		v = sqlite3_column_int64(ob->data_version, 0);
+	sqlite3_reset(ob->data_version);
+	if (v != ob->last_data_version) {
+		ob->last_data_version = v;
+		ob_look_soon(ob);
 	}
-	ob_load(ob);
-	ob_kick(ob);
 }
 
 static void
@@ -780,6 +809,7 @@ ob_prepare(struct ob *ob)
 	    { &ob->warned, "UPDATE message SET warned = 1 WHERE id = ? AND "
 		"warned = 0" },
 	    { &ob->set_dkim, "UPDATE message SET dkim = ? WHERE id = ?" },
+	    { &ob->data_version, "PRAGMA data_version" },
 	};
 
 	for (size_t i = 0; i < MF_ARRAY_LEN(q); i++) {
@@ -831,6 +861,9 @@ ob_init(struct ob *ob, const struct config *cfg, volatile int *stop)
 	ob->tick = net_timer_new(ob->base, ob_on_tick, ob);
 	ob->flush = net_timer_new(ob->base, ob_flush, ob);
 	ob->soon = net_timer_new(ob->base, ob_on_soon, ob);
+	ob->watch = net_timer_new(ob->base, ob_on_watch, ob);
+	ob->last_data_version = -1;
+	net_timer_add(ob->watch, OB_WATCH_MS);
 	net_timer_add(ob->tick, 0);	/* at once, then every OB_TICK_MS */
 	if (pipe2(ob->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
 		log_warn("outbound: pipe");
@@ -882,6 +915,7 @@ ob_cleanup(struct ob *ob)
 	net_timer_free(&ob->tick);
 	net_timer_free(&ob->flush);
 	net_timer_free(&ob->soon);
+	net_timer_free(&ob->watch);
 	if (ob->wake_ev != NULL)
 		event_free(ob->wake_ev);
 	for (int i = 0; i < 2; i++)
@@ -892,7 +926,7 @@ ob_cleanup(struct ob *ob)
 	tls_ctx_free(&ob->relay_tls);
 	accounts_free(&ob->acc);
 	sqlite3_stmt *st[] = { ob->due, ob->done, ob->fail, ob->defer,
-	    ob->left, ob->del, ob->warned, ob->set_dkim };
+	    ob->left, ob->del, ob->warned, ob->set_dkim, ob->data_version };
 	for (size_t i = 0; i < MF_ARRAY_LEN(st); i++)
 		sqlite3_finalize(st[i]);
 	sqlite3_close(ob->db);

@@ -15,6 +15,7 @@
 
 #define OB_TICK_MS 500		/* look for due work this often */
 #define OB_WAKE_GAP_MS 50	/* new mail: look at most this often */
+#define OB_WATCH_MS 100		/* is there news in the queue database? */
 #define OB_LOAD_MAX 2000	/* recipients read per look */
 #define OB_INFLIGHT_MAX 20000	/* recipients held in memory */
 #define OB_JOB_RCPTS 50		/* recipients per transaction */
@@ -125,15 +126,16 @@ struct ob {
 	const struct config *cfg;
 	volatile int *stop;
 	struct event_base *base;
-	struct net_timer *tick, *flush, *soon;
+	struct net_timer *tick, *flush, *soon, *watch;
 	uint64_t last_load_ms;
+	int64_t last_data_version;
 	struct dns *dns;
 	struct tls_ctx *tls, *relay_tls;
 	struct accounts *acc;
 	struct ob_relays *relays;
 	sqlite3 *db;
 	sqlite3_stmt *due, *done, *fail, *defer, *left, *del, *warned,
-	    *set_dkim;
+	    *set_dkim, *data_version;
 	struct ob_dest *dests;
 	struct ob_conn *conns;
 	unsigned nconns;
