@@ -437,15 +437,13 @@ cfg_parse_proxy(const char *v, struct config *cfg)
 static const char *
 cfg_parse_hostport(const char *v)
 {
-	const char *colon = strrchr(v, ':');
-	uint64_t p;
+	char host[256];
+	uint16_t port;
 
 	if (*v == '\0')
 		return NULL;
-	if (colon == NULL || colon == v)
-		return "expected HOST:PORT";
-	if (str_to_u64(colon + 1, 1, 65535, &p) < 0)
-		return "bad port";
+	if (str_split_hostport(v, host, sizeof(host), &port) < 0)
+		return "expected HOST:PORT or [HOST]:PORT (port 1-65535)";
 	return NULL;
 }
 

@@ -89,6 +89,13 @@ char *str_trim(char *s);
 /* Parses a decimal within [min,max]; returns -1 on any garbage. */
 int str_to_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out_r)
 	MF_WUR;
+/*
+ * Splits "HOST:PORT" or "[HOST]:PORT" (an IPv6 address needs the
+ * brackets) into host (without brackets, NUL-terminated, at most
+ * host_size - 1 bytes) and a port in 1..65535.  -1 on anything else.
+ */
+int str_split_hostport(const char *s, char *host, size_t host_size,
+	uint16_t *port_r) MF_WUR;
 
 /* ---- network address lists (trusted_networks) ---- */
 struct cidr {

@@ -77,6 +77,35 @@ str_to_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out_r)
 	return 0;
 }
 
+int
+str_split_hostport(const char *s, char *host, size_t host_size,
+    uint16_t *port_r)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	size_t len;
+
+	if (colon == NULL || colon == s ||
+	    str_to_u64(colon + 1, 1, 65535, &port) < 0)
+		return -1;
+	len = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (len < 3 || s[len - 1] != ']')
+			return -1;
+		s++;
+		len -= 2;
+	} else if (memchr(s, ':', len) != NULL) {
+		return -1;		/* a bare IPv6 address */
+	}
+	if (len == 0 || len >= host_size || memchr(s, ']', len) != NULL ||
+	    memchr(s, '[', len) != NULL)
+		return -1;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	*port_r = (uint16_t)port;
+	return 0;
+}
+
 uint64_t
 time_mono_ms(void)
 {

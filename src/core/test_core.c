@@ -38,6 +38,40 @@ test_str(void)
 	TEST_INT(str_to_u64("12x", 0, 1000, &v), -1);
 	TEST_INT(str_to_u64("-1", 0, 1000, &v), -1);
 	TEST_INT(str_to_u64("", 0, 1000, &v), -1);
+	{
+		static const struct {
+			const char *in, *host;
+			int port;
+		} hp[] = {
+			{ "mx.example:25", "mx.example", 25 },
+			{ "[::1]:587", "::1", 587 },
+			{ "127.0.0.1:65535", "127.0.0.1", 65535 },
+			{ "::1:25", NULL, 0 },		/* needs brackets */
+			{ "host", NULL, 0 },
+			{ ":25", NULL, 0 },
+			{ "host:0", NULL, 0 },
+			{ "host:65536", NULL, 0 },
+			{ "host:", NULL, 0 },
+			{ "[]:25", NULL, 0 },
+			{ "[::1:25", NULL, 0 },
+			{ "a]b:25", NULL, 0 },
+		};
+		char host[64];
+		uint16_t port;
+
+		for (size_t i = 0; i < MF_ARRAY_LEN(hp); i++) {
+			int rc = str_split_hostport(hp[i].in, host,
+			    sizeof(host), &port);
+			TEST_CHECK(rc == (hp[i].host ? 0 : -1), "%s: rc %d",
+			    hp[i].in, rc);
+			if (rc == 0 && hp[i].host != NULL) {
+				TEST_STR(host, hp[i].host);
+				TEST_INT(port, hp[i].port);
+			}
+		}
+		TEST_INT(str_split_hostport("longer.example:25", host, 8,
+		    &port), -1);
+	}
 	TEST_STR(str_lower(str_trim(s)), "hello world");
 	char out[LOG_ESCAPE_BUF];
 	TEST_STR(log_escape("a\r\nb", 4, out), "a\\x0d\\x0ab");

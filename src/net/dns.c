@@ -815,26 +815,16 @@ dns_on_readable(evutil_socket_t fd, short what, void *arg)
 static int
 dns_forwarder(const char *v, char *out, size_t outlen)
 {
-	const char *colon = strrchr(v, ':');
 	unsigned char ip[16];
-	char addr[INET6_ADDRSTRLEN + 2];
-	size_t alen;
+	char addr[INET6_ADDRSTRLEN];
+	uint16_t port;
 
-	if (colon == NULL || colon == v)
+	if (str_split_hostport(v, addr, sizeof(addr), &port) < 0)
 		return -1;
-	alen = (size_t)(colon - v);
-	if (v[0] == '[' && alen >= 2 && v[alen - 1] == ']') {
-		v++;
-		alen -= 2;
-	}
-	if (alen >= sizeof(addr))
-		return -1;
-	memcpy(addr, v, alen);
-	addr[alen] = '\0';
 	if (inet_pton(AF_INET, addr, ip) != 1 &&
 	    inet_pton(AF_INET6, addr, ip) != 1)
 		return -1;
-	if ((size_t)snprintf(out, outlen, "%s@%s", addr, colon + 1) >= outlen)
+	if ((size_t)snprintf(out, outlen, "%s@%u", addr, port) >= outlen)
 		return -1;
 	return 0;
 }

@@ -190,9 +190,8 @@ tls_ctx_new_ssl(struct tls_ctx *t)
 struct tls_ctx *
 tls_client_ctx_new(const char *ca_file, const char **error_r)
 {
-	/* XXX: one static buffer; only the queue runner's startup calls
-	 * this, on one thread. */
-	static char errbuf[512];
+	/* *error_r points here: one buffer per thread */
+	static _Thread_local char errbuf[512];
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	struct tls_ctx *t;
 	int ok;

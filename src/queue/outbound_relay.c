@@ -67,39 +67,6 @@ relay_wipe(char *s)
 	}
 }
 
-/* "host:port", "[host]:port" or "[v6]:port" into host and port. */
-static int
-relay_parse_hostport(const char *s, char **host_r, uint16_t *port_r)
-{
-	const char *colon = strrchr(s, ':');
-	uint64_t port;
-	size_t len;
-
-	if (colon == NULL || colon == s ||
-	    str_to_u64(colon + 1, 1, 65535, &port) < 0)
-		return -1;
-	len = (size_t)(colon - s);
-	if (s[0] == '[') {
-		if (len < 3 || s[len - 1] != ']')
-			return -1;
-		*host_r = xstrndup(s + 1, len - 2);
-	} else {
-		if (memchr(s, ':', len) != NULL)	/* bare IPv6 */
-			return -1;
-		*host_r = xstrndup(s, len);
-	}
-	*port_r = (uint16_t)port;
-	return 0;
-}
-
-static void
-relay_lower(char *s)
-{
-	for (; *s != '\0'; s++)
-		if (*s >= 'A' && *s <= 'Z')
-			*s = (char)(*s - 'A' + 'a');
-}
-
 static const struct relay_cred *
 relay_cred_find(const struct ob_relays *rs, const char *key)
 {
@@ -115,13 +82,14 @@ relay_new(struct ob_relays *rs, const struct config *cfg, const char *spec,
 {
 	struct ob_relay *r = xcalloc(1, sizeof(*r));
 	const struct relay_cred *c = NULL;
-	char key[600];
+	char key[600], host[256];
 
-	if (relay_parse_hostport(spec, &r->host, &r->port) < 0) {
+	if (str_split_hostport(spec, host, sizeof(host), &r->port) < 0) {
 		free(r);
 		*error_r = "not HOST:PORT or [HOST]:PORT";
 		return NULL;
 	}
+	r->host = xstrdup(host);
 	r->name = xstrdup(spec);
 	r->mode = cfg->relay_tls == RELAY_TLS_IMPLICIT ||
 	    (cfg->relay_tls == RELAY_TLS_AUTO && r->port == 465) ?
@@ -201,7 +169,7 @@ relay_load_creds(struct ob_relays *rs, const char *path)
 		}
 		struct relay_cred *c = xcalloc(1, sizeof(*c));
 		c->key = xstrdup(k);
-		relay_lower(c->key);
+		str_lower(c->key);
 		c->user = xstrndup(v, (size_t)(colon - v));
 		c->password = xstrdup(colon + 1);
 		c->next = rs->creds;
@@ -235,7 +203,7 @@ relay_load_routes(struct ob_relays *rs, const struct config *cfg,
 		}
 		struct relay_route *rt = xcalloc(1, sizeof(*rt));
 		rt->domain = xstrdup(k + 1);
-		relay_lower(rt->domain);
+		str_lower(rt->domain);
 		if (v != NULL && (rt->relay = relay_new(rs, cfg, v, rt->domain,
 		    &err)) == NULL) {
 			log_warnx("relay.sender_map %s:%u: %s: %s", path, n, v,
