@@ -803,3 +803,19 @@ def test_queue_flush_reaches_a_running_server(world, pki):
     w.mta.wait_for("fl@remote.test", 1, timeout=20)
     assert time.time() - t0 < 10
     wait_queue_empty(w.server)
+
+
+def test_relay_map_overlong_line_is_refused(make_server):
+    """A relay.sender_map line longer than the reader takes is an error
+    (check-config fails), never cut into two entries."""
+    s = make_server(start=False)
+    path = os.path.join(s.dir, "relaymap.cf")
+    with open(path, "w") as f:
+        f.write("@ok.example [127.0.0.1]:2\n")
+        f.write("#" + "x" * 2100 + " @evil.example [127.0.0.1]:3\n")
+    os.chmod(path, 0o644)
+    s.write_config({"relay.sender_map": path}, {}, 2)
+    r = s.cli("check-config")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "line longer than" in r.stderr
+    check_log_clean(r.stderr)

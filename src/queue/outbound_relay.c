@@ -134,6 +134,32 @@ relay_open(const char *key, const char *path, bool secret)
 	return f;
 }
 
+/*
+ * The next line of a map into line (size bytes); false at the end.  A
+ * line longer than that is logged, skipped whole and comes back empty,
+ * never cut into two entries.
+ */
+static bool
+relay_getline(FILE *f, const char *key, const char *path, unsigned n,
+    char *line, size_t size, int *rc_r)
+{
+	size_t len;
+	int c;
+
+	if (fgets(line, (int)size, f) == NULL)
+		return false;
+	len = strlen(line);
+	if (len == size - 1 && line[len - 1] != '\n' && !feof(f)) {
+		log_warnx("%s %s:%u: line longer than %zu bytes, ignored", key,
+		    path, n, size - 2);
+		while ((c = getc(f)) != EOF && c != '\n')
+			;
+		line[0] = '\0';
+		*rc_r = -1;
+	}
+	return true;
+}
+
 /* Splits a map line into at most two words; false for blank/comment. */
 static bool
 relay_words(char *line, char **a_r, char **b_r)
@@ -157,7 +183,8 @@ relay_load_creds(struct ob_relays *rs, const char *path)
 
 	if ((f = relay_open("relay.password_map", path, true)) == NULL)
 		return -1;
-	while (fgets(line, sizeof(line), f) != NULL && ++n <= RELAY_MAP_MAX) {
+	while (++n <= RELAY_MAP_MAX && relay_getline(f, "relay.password_map",
+	    path, n, line, sizeof(line), &rc)) {
 		if (!relay_words(line, &k, &v))
 			continue;
 		if (v == NULL || (colon = strchr(v, ':')) == NULL ||
@@ -192,7 +219,8 @@ relay_load_routes(struct ob_relays *rs, const struct config *cfg,
 
 	if ((f = relay_open("relay.sender_map", path, false)) == NULL)
 		return -1;
-	while (fgets(line, sizeof(line), f) != NULL && ++n <= RELAY_MAP_MAX) {
+	while (++n <= RELAY_MAP_MAX && relay_getline(f, "relay.sender_map",
+	    path, n, line, sizeof(line), &rc)) {
 		if (!relay_words(line, &k, &v))
 			continue;
 		if (k[0] != '@' || k[1] == '\0') {
