@@ -819,3 +819,18 @@ def test_relay_map_overlong_line_is_refused(make_server):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "line longer than" in r.stderr
     check_log_clean(r.stderr)
+
+
+def test_one_signature_for_all_destinations(world, pki):
+    """A message for two domains is signed once; both copies carry the
+    same DKIM-Signature fields."""
+    w = world()
+    submit(w.server, pki, ["a@remote.test", "b@implicit.test"],
+           message("a@remote.test", "two destinations"))
+    one = w.mta.wait_for("a@remote.test", 1, timeout=30)[0]
+    two = w.mta.wait_for("b@implicit.test", 1, timeout=30)[0]
+    sig = lambda raw: sorted(v for k, v in
+                             email.message_from_bytes(raw).items()
+                             if k.lower() == "dkim-signature")
+    assert len(sig(one)) == 2 and sig(one) == sig(two)
+    assert len(re.findall(r"dkim: signed", w.server.log())) == 1

@@ -809,6 +809,7 @@ ob_prepare(struct ob *ob)
 	    { &ob->warned, "UPDATE message SET warned = 1 WHERE id = ? AND "
 		"warned = 0" },
 	    { &ob->set_dkim, "UPDATE message SET dkim = ? WHERE id = ?" },
+	    { &ob->get_dkim, "SELECT dkim FROM message WHERE id = ?" },
 	    { &ob->data_version, "PRAGMA data_version" },
 	};
 
@@ -926,7 +927,8 @@ ob_cleanup(struct ob *ob)
 	tls_ctx_free(&ob->relay_tls);
 	accounts_free(&ob->acc);
 	sqlite3_stmt *st[] = { ob->due, ob->done, ob->fail, ob->defer,
-	    ob->left, ob->del, ob->warned, ob->set_dkim, ob->data_version };
+	    ob->left, ob->del, ob->warned, ob->set_dkim, ob->get_dkim,
+	    ob->data_version };
 	for (size_t i = 0; i < MF_ARRAY_LEN(st); i++)
 		sqlite3_finalize(st[i]);
 	sqlite3_close(ob->db);

@@ -71,6 +71,16 @@ ob_dkim_prepare(struct ob *ob, struct ob_job *j)
 	k = ob_dkim_keys(ob, domain);
 	if (k->n == 0)
 		return;
+	/* Another job of the message (another destination, loaded before
+	 * the signature was made) may have signed it meanwhile. */
+	sqlite3_bind_text(ob->get_dkim, 1, j->id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(ob->get_dkim) == SQLITE_ROW &&
+	    sqlite3_column_text(ob->get_dkim, 0) != NULL)
+		j->dkim = xstrdup((const char *)
+		    sqlite3_column_text(ob->get_dkim, 0));
+	sqlite3_reset(ob->get_dkim);
+	if (j->dkim != NULL)
+		return;
 	path = ob_spool_path(ob, j->id);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);

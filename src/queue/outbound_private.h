@@ -135,7 +135,7 @@ struct ob {
 	struct ob_relays *relays;
 	sqlite3 *db;
 	sqlite3_stmt *due, *done, *fail, *defer, *left, *del, *warned,
-	    *set_dkim, *data_version;
+	    *set_dkim, *get_dkim, *data_version;
 	struct ob_dest *dests;
 	struct ob_conn *conns;
 	unsigned nconns;
